@@ -1,0 +1,33 @@
+#![doc = include_str!("../README.md")]
+#![no_std]
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "alloc")]
+extern crate alloc;
+#[cfg(feature = "std")]
+extern crate std;
+
+mod acquire;
+mod error;
+mod list;
+mod lock;
+mod permit;
+mod run;
+mod semaphore;
+mod state;
+mod sync;
+mod waiter;
+mod wake_batch;
+
+pub use acquire::Acquire;
+#[cfg(feature = "alloc")]
+pub use acquire::AcquireOwned;
+pub use error::{AcquireError, TryAcquireError};
+#[cfg(feature = "alloc")]
+pub use permit::OwnedPermit;
+pub use permit::Permit;
+pub use run::Run;
+#[cfg(feature = "alloc")]
+pub use run::RunOwned;
+pub use semaphore::Semaphore;

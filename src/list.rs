@@ -1,0 +1,239 @@
+//! The intrusive FIFO queue of waiting acquires: the crate's only `unsafe` code
+//! with its invariants, driven by `waiter.rs`.
+//!
+//! Each waiting future owns a [`Node`]; the queue links the nodes in place, so
+//! waiting allocates nothing and the queue has no capacity limit. The list is
+//! circular and doubly linked (the head's `prev` is the tail), so the queue
+//! itself is one pointer and every operation is O(1).
+//!
+//! # Invariants
+//!
+//! 1. **Lock.** A [`WaitList`] lives inside the semaphore's queue lock. A
+//!    node's [`NodeData`] (links, counts, waker) is only read or written
+//!    (a) with that lock held, or (b) by the node's owner while the node has
+//!    never been linked.
+//! 2. **Pinned while linked.** A node is linked only through
+//!    [`WaitList::push_back`], which takes it pinned; it stays at that address
+//!    until it is dropped.
+//! 3. **Unlinked before dropped.** The owner of a linked node unlinks it (with
+//!    the lock held) before the node is dropped; `waiter.rs` does so in its
+//!    `Drop`. Hence every pointer in a list points to a live node.
+//! 4. **Linked ⇔ `next` is `Some`.** Unlinking sets both links to `None`.
+//! 5. **Aliasing.** All mutable state of a node is inside an `UnsafeCell`, and
+//!    the node is `!Unpin` (`PhantomPinned`), so the owner's `Pin<&mut>` and the
+//!    list's raw pointers may coexist (the rule Miri applies to `!Unpin`
+//!    targets); pointers are derived from `&Node` without any `&mut`.
+
+use core::marker::PhantomPinned;
+use core::pin::Pin;
+use core::ptr::NonNull;
+use core::task::Waker;
+
+use crate::sync::UnsafeCell;
+
+/// A waiter's place in the queue. Owned (and pinned) by the waiting future.
+#[derive(Debug)]
+pub(crate) struct Node {
+    /// Only touched under the queue lock, or by the owner before linking
+    /// (invariant 1).
+    data: UnsafeCell<NodeData>,
+    _pinned: PhantomPinned,
+}
+
+/// The part of a node shared with the queue.
+#[derive(Debug)]
+pub(crate) struct NodeData {
+    prev: Option<NonNull<Node>>,
+    next: Option<NonNull<Node>>,
+    /// Permits this acquire asked for, or [`CLOSED`] once `close` unlinked
+    /// the node without serving it.
+    pub(crate) needed: usize,
+    /// Permits already handed to it while it waits at the head.
+    pub(crate) assigned: usize,
+    /// Whom to wake when it is served or the semaphore closes.
+    pub(crate) waker: Option<Waker>,
+}
+
+/// `needed` of a node that `close` turned away. No request is this large
+/// (they are at most `MAX_PERMITS`), so the flag costs no extra field.
+const CLOSED: usize = usize::MAX;
+
+impl NodeData {
+    pub(crate) fn is_linked(&self) -> bool {
+        self.next.is_some()
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.needed == CLOSED
+    }
+
+    pub(crate) fn mark_closed(&mut self) {
+        self.needed = CLOSED;
+    }
+}
+
+impl Node {
+    #[cfg(not(loom))]
+    pub(crate) const fn new(needed: usize) -> Self {
+        Self {
+            data: UnsafeCell::new(NodeData::new(needed)),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    #[cfg(loom)]
+    pub(crate) fn new(needed: usize) -> Self {
+        Self {
+            data: UnsafeCell::new(NodeData::new(needed)),
+            _pinned: PhantomPinned,
+        }
+    }
+
+    /// Runs `f` on the node's shared data.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the queue lock of the semaphore this node waits on,
+    /// or owns the node and it has never been linked (invariant 1).
+    pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&mut NodeData) -> R) -> R {
+        // SAFETY: by the caller's contract nobody else accesses the data now,
+        // so this is the only reference to it.
+        self.data.with_mut(|data| f(unsafe { &mut *data }))
+    }
+}
+
+impl NodeData {
+    const fn new(needed: usize) -> Self {
+        Self {
+            prev: None,
+            next: None,
+            needed,
+            assigned: 0,
+            waker: None,
+        }
+    }
+}
+
+/// The queue: a pointer to the head of a circular list of [`Node`]s.
+#[derive(Debug)]
+pub(crate) struct WaitList {
+    head: Option<NonNull<Node>>,
+}
+
+// SAFETY: the list only holds pointers to nodes, whose data is `Send` (counts
+// and a `Waker`); it is only reached through the queue lock (invariant 1).
+unsafe impl Send for WaitList {}
+
+/// Runs `f` on the data of the node `ptr` points to.
+///
+/// # Safety
+///
+/// `ptr` is in a list whose lock the caller holds.
+unsafe fn data_of<R>(ptr: NonNull<Node>, f: impl FnOnce(&mut NodeData) -> R) -> R {
+    // SAFETY: linked nodes are alive (invariant 3) and the lock is held, so
+    // the shared reference and the data access are both valid.
+    unsafe { ptr.as_ref().with(f) }
+}
+
+impl WaitList {
+    pub(crate) const fn new() -> Self {
+        Self { head: None }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.head.is_none()
+    }
+
+    /// Counts the queued nodes (O(len)).
+    pub(crate) fn len(&self) -> usize {
+        let Some(head) = self.head else { return 0 };
+        let mut n = 1;
+        // SAFETY: `&self` means the lock is held; every `next` of a linked
+        // node points to a linked node (invariants 1, 3, 4).
+        let mut cur = unsafe { data_of(head, |d| d.next) };
+        while let Some(ptr) = cur.filter(|&p| p != head) {
+            n += 1;
+            // SAFETY: as above.
+            cur = unsafe { data_of(ptr, |d| d.next) };
+        }
+        n
+    }
+
+    /// Links `node` at the tail.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock around `self`, `node` is not linked in any
+    /// list, and it will be removed from this list before it is dropped
+    /// (invariants 2 and 3).
+    pub(crate) unsafe fn push_back(&mut self, node: Pin<&Node>) {
+        let ptr = NonNull::from(node.get_ref());
+        match self.head {
+            None => {
+                // SAFETY: the caller holds the lock (contract).
+                unsafe { data_of(ptr, |d| (d.prev, d.next) = (Some(ptr), Some(ptr))) };
+                self.head = Some(ptr);
+            }
+            Some(head) => {
+                // SAFETY: `head` is linked and the lock is held; so is its
+                // `prev`, the tail (invariants 3, 4); `ptr` by the contract.
+                unsafe {
+                    let tail = data_of(head, |d| d.prev).unwrap_unchecked();
+                    data_of(ptr, |d| (d.prev, d.next) = (Some(tail), Some(head)));
+                    data_of(tail, |d| d.next = Some(ptr));
+                    data_of(head, |d| d.prev = Some(ptr));
+                }
+            }
+        }
+    }
+
+    /// Unlinks `node`.
+    ///
+    /// # Safety
+    ///
+    /// The caller holds the lock around `self` and `node` is linked in `self`.
+    pub(crate) unsafe fn remove(&mut self, node: Pin<&Node>) {
+        // SAFETY: the caller's contract.
+        unsafe { self.unlink(NonNull::from(node.get_ref())) }
+    }
+
+    /// # Safety
+    ///
+    /// As for [`remove`](Self::remove).
+    unsafe fn unlink(&mut self, ptr: NonNull<Node>) {
+        // SAFETY: `ptr` is linked in this list, so are its neighbours, and the
+        // lock is held (contract, invariants 3 and 4).
+        unsafe {
+            let (prev, next) = data_of(ptr, |d| (d.prev.take(), d.next.take()));
+            let (prev, next) = (prev.unwrap_unchecked(), next.unwrap_unchecked());
+            if next == ptr {
+                self.head = None;
+            } else {
+                data_of(prev, |d| d.next = Some(next));
+                data_of(next, |d| d.prev = Some(prev));
+                if self.head == Some(ptr) {
+                    self.head = Some(next);
+                }
+            }
+        }
+    }
+
+    /// Runs `f` on the head's data, if any.
+    pub(crate) fn with_head<R>(&mut self, f: impl FnOnce(&mut NodeData) -> R) -> Option<R> {
+        let head = self.head?;
+        // SAFETY: `&mut self` means the lock is held; the head is linked.
+        Some(unsafe { data_of(head, f) })
+    }
+
+    /// Unlinks the head and runs `f` on its data, if there is a head.
+    pub(crate) fn pop_front<R>(&mut self, f: impl FnOnce(&mut NodeData) -> R) -> Option<R> {
+        let head = self.head?;
+        // SAFETY: the head is linked in this list and `&mut self` means the
+        // lock is held. After unlinking, the node is still alive: its owner
+        // must take this lock before it can drop it (invariant 3).
+        unsafe {
+            self.unlink(head);
+            Some(data_of(head, f))
+        }
+    }
+}

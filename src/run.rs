@@ -1,0 +1,167 @@
+//! The `run` futures: [`Run`] and [`RunOwned`] hold permits exactly while an
+//! inner future runs.
+
+use core::fmt;
+use core::future::Future;
+use core::ops::Deref;
+use core::pin::Pin;
+use core::task::{ready, Context, Poll};
+
+use pin_project_lite::pin_project;
+
+use crate::permit::Held;
+use crate::waiter::Waiter;
+use crate::{AcquireError, Semaphore};
+
+pin_project! {
+    /// Acquire, then run `F` holding the permits, then give them back.
+    struct Runner<S: Deref<Target = Semaphore>, F> {
+        #[pin]
+        waiter: Waiter<S>,
+        // `Some` while `fut` runs between polls.
+        held: Option<Held<S>>,
+        finished: bool,
+        #[pin]
+        fut: F,
+    }
+}
+
+impl<S: Deref<Target = Semaphore>, F: Future> Runner<S, F> {
+    fn new(sem: S, n: usize, fut: F) -> Self {
+        Self {
+            waiter: Waiter::new(sem, n),
+            held: None,
+            finished: false,
+            fut,
+        }
+    }
+
+    fn poll_run(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<F::Output, AcquireError>> {
+        let this = self.project();
+        assert!(!*this.finished, "run future polled after completion");
+        let held = match this.held.take() {
+            Some(held) => held,
+            None => match ready!(this.waiter.poll_acquire(cx)) {
+                Ok((sem, n)) => Held::new(sem, n),
+                Err(err) => {
+                    *this.finished = true;
+                    return Poll::Ready(Err(err));
+                }
+            },
+        };
+        // The permits live in this frame while `fut` is polled: if it panics,
+        // unwinding drops `held` and gives them back right away. `finished`
+        // stays set, so a poll after such a panic is refused.
+        *this.finished = true;
+        match this.fut.poll(cx) {
+            Poll::Ready(output) => {
+                drop(held);
+                Poll::Ready(Ok(output))
+            }
+            Poll::Pending => {
+                *this.finished = false;
+                *this.held = Some(held);
+                Poll::Pending
+            }
+        }
+    }
+}
+
+pin_project! {
+    /// The future of [`Semaphore::run`] and [`Semaphore::run_many`].
+    ///
+    /// Resolves to `Ok(output of F)`, or to the [`AcquireError`] that kept the
+    /// permits from being acquired (then `F` never ran). Dropping it at any
+    /// point gives back or never takes the permits.
+    #[must_use = "futures do nothing unless .awaited or polled"]
+    pub struct Run<'a, F> {
+        #[pin]
+        inner: Runner<&'a Semaphore, F>,
+    }
+}
+
+impl<'a, F: Future> Run<'a, F> {
+    pub(crate) fn new(sem: &'a Semaphore, n: usize, fut: F) -> Self {
+        Self {
+            inner: Runner::new(sem, n, fut),
+        }
+    }
+}
+
+impl<F: Future> Future for Run<'_, F> {
+    type Output = Result<F::Output, AcquireError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        self.project().inner.poll_run(cx)
+    }
+}
+
+impl<F> fmt::Debug for Run<'_, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Run")
+            .field("running", &self.inner.held.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(feature = "alloc")]
+pub use owned::RunOwned;
+
+#[cfg(feature = "alloc")]
+mod owned {
+    use alloc::sync::Arc;
+    use core::fmt;
+    use core::future::{Future, IntoFuture};
+    use core::pin::Pin;
+    use core::task::{Context, Poll};
+
+    use pin_project_lite::pin_project;
+
+    use super::Runner;
+    use crate::{AcquireError, Semaphore};
+
+    pin_project! {
+        /// The future of [`Semaphore::run_owned`]: like [`Run`](crate::Run),
+        /// but `'static` (for `F: 'static`), holding an `Arc<Semaphore>`, so
+        /// it can be spawned.
+        #[must_use = "futures do nothing unless .awaited or polled"]
+        pub struct RunOwned<F> {
+            #[pin]
+            inner: Runner<Arc<Semaphore>, F>,
+        }
+    }
+
+    impl<F: Future> Future for RunOwned<F> {
+        type Output = Result<F::Output, AcquireError>;
+
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            self.project().inner.poll_run(cx)
+        }
+    }
+
+    impl<F> fmt::Debug for RunOwned<F> {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.debug_struct("RunOwned")
+                .field("running", &self.inner.held.is_some())
+                .finish_non_exhaustive()
+        }
+    }
+
+    impl Semaphore {
+        /// Runs `f` once a permit is held, as [`run`](Self::run) does; the
+        /// returned future owns an `Arc<Semaphore>`, so it can be spawned.
+        ///
+        /// # Cancel safety
+        ///
+        /// Dropping the future gives back the permit (or leaves the queue)
+        /// and drops `f`.
+        pub fn run_owned<F: IntoFuture>(self: Arc<Self>, f: F) -> RunOwned<F::IntoFuture> {
+            RunOwned {
+                inner: Runner::new(self, 1, f.into_future()),
+            }
+        }
+    }
+}

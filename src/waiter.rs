@@ -1,0 +1,216 @@
+//! The waiting part of every acquire future: fast path, queueing, re-polls
+//! and cancellation. Shared by [`Acquire`](crate::Acquire),
+//! [`AcquireOwned`](crate::AcquireOwned) and the `run` futures.
+
+use core::ops::Deref;
+use core::pin::Pin;
+use core::task::{Context, Poll, Waker};
+
+use pin_project_lite::pin_project;
+
+use crate::list::Node;
+use crate::state::{Take, MAX_PERMITS};
+use crate::wake_batch::WakeBatch;
+use crate::{AcquireError, Semaphore};
+
+pin_project! {
+    /// An acquire of `n` permits from the semaphore behind `S` (`&Semaphore`
+    /// or `Arc<Semaphore>`), with its queue node inline.
+    #[derive(Debug)]
+    pub(crate) struct Waiter<S: Deref<Target = Semaphore>> {
+        // `None` once the acquire has resolved.
+        sem: Option<S>,
+        // Whether `node` was linked into the queue and has not been seen
+        // unlinked since (only then must `drop` take the lock).
+        queued: bool,
+        #[pin]
+        node: Node,
+    }
+
+    impl<S: Deref<Target = Semaphore>> PinnedDrop for Waiter<S> {
+        fn drop(this: Pin<&mut Self>) {
+            this.cancel();
+        }
+    }
+}
+
+/// What a re-poll of a queued waiter found, under the lock.
+enum Seen {
+    Waiting,
+    NeedsWaker,
+    Served(usize),
+    Closed,
+}
+
+impl<S: Deref<Target = Semaphore>> Waiter<S> {
+    pub(crate) fn new(sem: S, n: usize) -> Self {
+        Self {
+            sem: Some(sem),
+            queued: false,
+            node: Node::new(n),
+        }
+    }
+
+    /// Polls for the permits; on success hands back the semaphore handle and
+    /// the number of permits now held by the caller.
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it resolved.
+    pub(crate) fn poll_acquire(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(S, usize), AcquireError>> {
+        let this = self.project();
+        let node = this.node.into_ref();
+        let sem = this
+            .sem
+            .as_deref()
+            .expect("acquire polled after completion");
+        let outcome = if *this.queued {
+            poll_queued(sem, node, cx)
+        } else {
+            poll_first(sem, node, cx, this.queued)
+        };
+        match outcome {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(result) => {
+                *this.queued = false;
+                let sem = this.sem.take();
+                Poll::Ready(result.map(|n| (sem.expect("checked above"), n)))
+            }
+        }
+    }
+
+    /// Leaves the queue, giving back whatever was handed over. Runs on drop.
+    fn cancel(self: Pin<&mut Self>) {
+        let this = self.project();
+        let (Some(sem), true) = (this.sem.as_deref(), *this.queued) else {
+            return;
+        };
+        let node = this.node.into_ref();
+        let (give_back, waker) = sem.queue.with(|q| {
+            // SAFETY: the lock is held and `node` waits on this semaphore.
+            let linked = unsafe { node.with(|d| d.is_linked()) };
+            if linked {
+                // SAFETY: lock held, `node` is linked in this queue.
+                unsafe { q.list.remove(node) };
+                if q.list.is_empty() {
+                    sem.state.clear_queued();
+                }
+            }
+            // SAFETY: the lock is held and `node` waits on this semaphore.
+            unsafe {
+                node.with(|d| {
+                    let give_back = match (linked, d.is_closed()) {
+                        (true, _) => d.assigned,    // partly served
+                        (false, false) => d.needed, // served, not yet polled
+                        (false, true) => 0,         // `close` took them back
+                    };
+                    (give_back, d.waker.take())
+                })
+            }
+        });
+        *this.queued = false;
+        // Dropped after unlocking: a waker's drop may run code that touches
+        // this semaphore (tokio#5429).
+        drop(waker);
+        // Goes to the next waiter first, who is woken.
+        sem.release(give_back);
+    }
+}
+
+/// First poll: the lock-free fast path, then the queue.
+fn poll_first(
+    sem: &Semaphore,
+    node: Pin<&Node>,
+    cx: &mut Context<'_>,
+    queued: &mut bool,
+) -> Poll<Result<usize, AcquireError>> {
+    // SAFETY: not yet queued, so never linked: only we can reach the node.
+    let n = unsafe { node.with(|d| d.needed) };
+    if n > MAX_PERMITS {
+        return Poll::Ready(Err(AcquireError::TooMany));
+    }
+    match sem.state.try_take(n) {
+        Take::Taken => return Poll::Ready(Ok(n)),
+        Take::Closed => return Poll::Ready(Err(AcquireError::Closed)),
+        Take::Busy if n == 0 => return Poll::Ready(Ok(0)),
+        Take::Busy => {}
+    }
+    // Cloned before locking: cloning runs the waker's code, never under the lock.
+    let mut waker = Some(cx.waker().clone());
+    let mut batch = WakeBatch::default();
+    let (outcome, more) = sem.queue.with(|q| {
+        if q.list.is_empty() {
+            match sem.state.try_take_locked(n) {
+                Take::Taken => return (Poll::Ready(Ok(n)), false),
+                Take::Closed => return (Poll::Ready(Err(AcquireError::Closed)), false),
+                Take::Busy => {}
+            }
+        } else if sem.state.is_closed() {
+            return (Poll::Ready(Err(AcquireError::Closed)), false);
+        }
+        // SAFETY: the lock is held, and the node is not linked yet.
+        unsafe { node.with(|d| d.waker = waker.take()) };
+        // SAFETY: lock held; the node is pinned, unlinked, and `Waiter`'s
+        // drop unlinks it (it sets `queued` below, which `cancel` checks).
+        unsafe { q.list.push_back(node) };
+        sem.state.set_queued();
+        *queued = true;
+        // Permits may have come back since the fast path looked: hand them
+        // out now, head first; this waiter may be among those served.
+        let more = sem.serve_locked(q, &mut batch);
+        // SAFETY: the lock is held and the node waits on this semaphore.
+        let served = unsafe { node.with(|d| !d.is_linked()) };
+        if served {
+            *queued = false;
+            (Poll::Ready(Ok(n)), more)
+        } else {
+            (Poll::Pending, more)
+        }
+    });
+    drop(waker);
+    batch.wake_all();
+    if more {
+        sem.serve();
+    }
+    outcome
+}
+
+/// A later poll of a queued waiter.
+fn poll_queued(
+    sem: &Semaphore,
+    node: Pin<&Node>,
+    cx: &mut Context<'_>,
+) -> Poll<Result<usize, AcquireError>> {
+    let mut new_waker: Option<Waker> = None;
+    loop {
+        let (seen, old_waker) = sem.queue.with(|_queue| {
+            // SAFETY: the lock is held and the node waits on this semaphore.
+            unsafe {
+                node.with(|d| {
+                    if d.is_closed() {
+                        (Seen::Closed, d.waker.take())
+                    } else if !d.is_linked() {
+                        (Seen::Served(d.needed), d.waker.take())
+                    } else if d.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                        (Seen::Waiting, None)
+                    } else if let Some(w) = new_waker.take() {
+                        (Seen::Waiting, d.waker.replace(w))
+                    } else {
+                        (Seen::NeedsWaker, None)
+                    }
+                })
+            }
+        });
+        // Outside the lock: dropping a waker may run arbitrary code.
+        drop(old_waker);
+        match seen {
+            Seen::Waiting => return Poll::Pending,
+            Seen::Served(n) => return Poll::Ready(Ok(n)),
+            Seen::Closed => return Poll::Ready(Err(AcquireError::Closed)),
+            Seen::NeedsWaker => new_waker = Some(cx.waker().clone()),
+        }
+    }
+}

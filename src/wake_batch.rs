@@ -1,0 +1,51 @@
+//! Wakers collected under the lock and woken after it is released.
+
+use core::task::Waker;
+
+/// How many wakers are collected before the lock is dropped to wake them.
+/// Tiny under loom so the refill path is model-checked too.
+#[cfg(not(loom))]
+const CAPACITY: usize = 8;
+#[cfg(loom)]
+const CAPACITY: usize = 1;
+
+/// A fixed-size batch of wakers to wake once the queue lock is released.
+///
+/// Dropping the batch wakes what is left in it, so a panicking `wake` (or any
+/// other unwind) cannot strand the remaining, already-served waiters.
+#[derive(Debug, Default)]
+pub(crate) struct WakeBatch {
+    wakers: [Option<Waker>; CAPACITY],
+    len: usize,
+}
+
+impl WakeBatch {
+    pub(crate) fn is_full(&self) -> bool {
+        self.len == CAPACITY
+    }
+
+    /// Adds a waker. The caller checks [`is_full`](Self::is_full) first.
+    pub(crate) fn push(&mut self, waker: Option<Waker>) {
+        debug_assert!(!self.is_full());
+        if waker.is_some() {
+            self.wakers[self.len] = waker;
+            self.len += 1;
+        }
+    }
+
+    /// Wakes every collected waker. Must be called without the lock held.
+    pub(crate) fn wake_all(&mut self) {
+        while self.len > 0 {
+            self.len -= 1;
+            if let Some(waker) = self.wakers[self.len].take() {
+                waker.wake();
+            }
+        }
+    }
+}
+
+impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        self.wake_all();
+    }
+}
