@@ -9,6 +9,10 @@
 //!
 //! `PERMITS_BENCH_QUICK=1` (or `-- --quick`) runs a smaller pass, under a
 //! minute, for CI smoke runs; its numbers are not the ones in the README.
+//! For profiling: `PERMITS_BENCH_ONLY=1,3t` runs only the rows whose id starts
+//! with a given prefix, `PERMITS_BENCH_IMPLS=permits,tokio` only those
+//! implementations, and `PERMITS_BENCH_SIZES=1` prints each backlog task's
+//! future size and allocations per task.
 //!
 //! Every contended run counts the tasks inside the limit and checks that the
 //! limit was never exceeded and that every permit is back at the end; a run
@@ -544,11 +548,20 @@ struct Config {
     /// `PERMITS_BENCH_ONLY=1,3t` runs only the rows whose id starts with one
     /// of the given prefixes (for profiling); empty: every row.
     only: Vec<String>,
+    /// `PERMITS_BENCH_IMPLS=permits,tokio` runs only those implementations
+    /// (for profiling); empty: all of them.
+    impls: Vec<String>,
 }
 
 impl Config {
     fn new(quick: bool) -> Self {
         let only = std::env::var("PERMITS_BENCH_ONLY")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect();
+        let impls = std::env::var("PERMITS_BENCH_IMPLS")
             .unwrap_or_default()
             .split(',')
             .filter(|s| !s.is_empty())
@@ -568,6 +581,7 @@ impl Config {
                 over_iters: 2_000,
                 budget: Duration::from_millis(400),
                 only,
+                impls,
             }
         } else {
             Config {
@@ -583,6 +597,7 @@ impl Config {
                 over_iters: 20_000,
                 budget: Duration::from_secs(3),
                 only,
+                impls,
             }
         }
     }
@@ -674,6 +689,13 @@ impl Workload for Backlog {
             .await;
             sh.finish_one();
         };
+        if std::env::var_os("PERMITS_BENCH_SIZES").is_some() {
+            eprintln!(
+                "{}: task future {} B",
+                S::NAME,
+                size_of_val(&task(sem.clone(), shared.clone()))
+            );
+        }
         let elapsed = match self.exec {
             Executor::TokioCurrentThread => {
                 let rt = tokio::runtime::Builder::new_current_thread()
@@ -697,6 +719,7 @@ impl Workload for Backlog {
                 let mut pool = futures::executor::LocalPool::new();
                 let spawner = pool.spawner();
                 let _watch = Watchdog::start(&shared, cfg.budget);
+                let a0 = allocs();
                 let start = Instant::now();
                 for _ in 0..tasks {
                     spawner
@@ -705,6 +728,13 @@ impl Workload for Backlog {
                 }
                 pool.run_until(shared.all_done());
                 let elapsed = start.elapsed();
+                if std::env::var_os("PERMITS_BENCH_SIZES").is_some() {
+                    eprintln!(
+                        "{}: {} allocs per task",
+                        S::NAME,
+                        (allocs() - a0) as f64 / tasks as f64
+                    );
+                }
                 drop(_watch);
                 drop(pool);
                 elapsed
@@ -920,6 +950,9 @@ fn measure<W: Workload>(
         for k in 0..IMPLS.len() {
             let idx = (k + round) % IMPLS.len();
             let cell = &mut cells[idx];
+            if !cfg.impls.is_empty() && !cfg.impls.iter().any(|i| i == IMPLS[idx]) {
+                cell.na = true;
+            }
             // A failed or timed-out implementation is not run again.
             if cell.failure.is_some() || cell.timeout || cell.na {
                 continue;
@@ -1128,7 +1161,8 @@ fn write_json(rows: &[Row], cfg: &Config, wall: Duration) -> std::path::PathBuf 
     path
 }
 
-fn bench_main() {
+/// Runs every row; returns whether `permits` passed every check.
+fn bench_main() -> bool {
     let quick = std::env::var("PERMITS_BENCH_QUICK").is_ok_and(|v| !v.is_empty() && v != "0")
         || std::env::args().any(|a| a == "--quick");
     let cfg = Config::new(quick);
@@ -1238,16 +1272,28 @@ fn bench_main() {
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         path.display()
     );
+    let permits_failed: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.cells[0].failure.is_some())
+        .map(|r| r.label.as_str())
+        .collect();
+    if !permits_failed.is_empty() {
+        eprintln!("permits FAILED its checks in: {permits_failed:?}");
+    }
+    permits_failed.is_empty()
 }
 
 fn main() {
     // embassy's fair semaphore for a million waiters is a 16 MiB value; give
     // the bench a stack that holds it.
-    std::thread::Builder::new()
+    let ok = std::thread::Builder::new()
         .name("bench".into())
         .stack_size(256 << 20)
         .spawn(bench_main)
         .unwrap()
         .join()
         .unwrap();
+    if !ok {
+        std::process::exit(1);
+    }
 }
