@@ -68,6 +68,6 @@ cd ..
 
 # 4. A riscv32imc (no atomics at all) program with a static semaphore links.
 cd firmware/riscv-check
-t env CARGO_TARGET_DIR=../target cargo build -q --target riscv32imc-unknown-none-elf
+t cargo build -q --target riscv32imc-unknown-none-elf
 cd ../..
 echo "firmware: all green"
