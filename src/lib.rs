@@ -3,6 +3,12 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(all(not(target_has_atomic = "ptr"), not(feature = "critical-section")))]
+compile_error!(
+    "permits: this target has no compare-and-swap (e.g. thumbv6m, riscv32imc); \
+     enable the `critical-section` feature and link a critical-section implementation"
+);
+
 #[cfg(feature = "alloc")]
 extern crate alloc;
 #[cfg(any(feature = "std", test))]

@@ -10,6 +10,10 @@
 //! | feature `std`                 | `std::sync::Mutex`      | parks a waiter when the holder is preempted, instead of burning its time slice |
 //! | neither                       | `spin::Mutex`           | `no_std` on cores with CAS, nothing else available |
 //!
+//! The spin lock must not be entered from an interrupt handler that may have
+//! preempted its holder on the same core (it would spin forever): firmware
+//! whose interrupt handlers use a semaphore enables `critical-section`.
+//!
 //! The lock is only taken when a task has to wait or be woken; the section it
 //! guards never runs user code (no waker is woken, cloned or dropped in it),
 //! so it is short and cannot re-enter.
