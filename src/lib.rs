@@ -3,9 +3,15 @@
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(all(not(target_has_atomic = "ptr"), not(feature = "critical-section")))]
+compile_error!(
+    "permits: this target has no compare-and-swap (e.g. thumbv6m, riscv32imc); \
+     enable the `critical-section` feature and link a critical-section implementation"
+);
+
 #[cfg(feature = "alloc")]
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod acquire;
@@ -19,6 +25,9 @@ mod state;
 mod sync;
 mod waiter;
 mod wake_batch;
+
+#[cfg(test)]
+mod lock_free_tests;
 
 pub use acquire::Acquire;
 #[cfg(feature = "alloc")]

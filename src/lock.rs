@@ -10,6 +10,10 @@
 //! | feature `std`                 | `std::sync::Mutex`      | parks a waiter when the holder is preempted, instead of burning its time slice |
 //! | neither                       | `spin::Mutex`           | `no_std` on cores with CAS, nothing else available |
 //!
+//! The spin lock must not be entered from an interrupt handler that may have
+//! preempted its holder on the same core (it would spin forever): firmware
+//! whose interrupt handlers use a semaphore enables `critical-section`.
+//!
 //! The lock is only taken when a task has to wait or be woken; the section it
 //! guards never runs user code (no waker is woken, cloned or dropped in it),
 //! so it is short and cannot re-enter.
@@ -52,6 +56,9 @@ impl<T> Lock<T> {
 
     /// Runs `f` with exclusive access to the value.
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
+        #[cfg(test)]
+        LOCKS_TAKEN.with(|n| n.set(n.get() + 1));
+
         #[cfg(loom)]
         return f(&mut self.inner.lock().unwrap());
 
@@ -70,4 +77,11 @@ impl<T> Lock<T> {
         #[cfg(all(not(loom), not(feature = "critical-section"), not(feature = "std")))]
         return f(&mut self.inner.lock());
     }
+}
+
+#[cfg(test)]
+std::thread_local! {
+    /// How often this thread entered any queue lock: lets unit tests show
+    /// which paths are lock-free.
+    pub(crate) static LOCKS_TAKEN: core::cell::Cell<usize> = const { core::cell::Cell::new(0) };
 }
