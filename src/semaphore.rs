@@ -303,12 +303,57 @@ impl Semaphore {
         Run::new(self, n, f.into_future())
     }
 
-    /// Gives `n` permits back: one `fetch_add`, plus the lock only if
-    /// someone is queued.
+    /// Gives `n` permits back: one compare-and-swap if nobody is queued;
+    /// otherwise the lock, and the permits go straight to the queue.
     pub(crate) fn release(&self, n: usize) {
-        if n > 0 && self.state.give(n) {
-            self.serve();
+        if n > 0 && !self.state.give_unless_queued(n) {
+            self.hand_over(n);
         }
+    }
+
+    /// Hands `n` released permits to the head of the queue, in order, and
+    /// wakes each waiter that got all it asked for, after unlocking. What
+    /// nobody waits for goes to the counter.
+    ///
+    /// The counter holds no free permits while waiters are queued (every
+    /// serve drains it into the head), so only the `n` in hand can serve.
+    fn hand_over(&self, n: usize) {
+        let mut left = n;
+        let mut batch = WakeBatch::default();
+        while self.queue.with(|q| loop {
+            if q.list.is_empty() {
+                // The queue emptied since `release` saw `QUEUED`, or the
+                // last waiter was just served.
+                self.state.clear_queued();
+                if left > 0 {
+                    self.state.give(core::mem::take(&mut left));
+                }
+                return false;
+            }
+            if left == 0 {
+                return false;
+            }
+            if self.state.is_closed() {
+                // `close` is emptying the queue and fails every waiter.
+                self.state.give(core::mem::take(&mut left));
+                return false;
+            }
+            if batch.is_full() {
+                return true;
+            }
+            let served = q.list.with_head(|head| {
+                let give = left.min(head.needed - head.assigned);
+                head.assigned += give;
+                left -= give;
+                head.assigned == head.needed
+            });
+            if served == Some(true) {
+                batch.push(q.list.pop_front(|head| head.waker.take()).flatten());
+            }
+        }) {
+            batch.wake_all();
+        }
+        batch.wake_all();
     }
 
     /// Hands free permits to the head of the queue, in order, and wakes each

@@ -113,13 +113,37 @@ impl State {
         }
     }
 
-    /// Adds `n` free permits; returns whether waiters are queued, in which case
-    /// the caller must take the lock and serve them. One `fetch_add`.
+    /// Adds `n` free permits whether or not waiters are queued: for the
+    /// holder of the queue lock (permits left over after serving the head,
+    /// or taken back from waiters that `close` failed). One `fetch_add`.
     ///
     /// The caller guarantees the count stays within [`MAX_PERMITS`]: the
     /// permits came out of this semaphore, or `add_permits` checked the total.
-    pub(crate) fn give(&self, n: usize) -> bool {
-        self.0.fetch_add(n << SHIFT, AcqRel) & QUEUED != 0
+    pub(crate) fn give(&self, n: usize) {
+        self.0.fetch_add(n << SHIFT, AcqRel);
+    }
+
+    /// Adds `n` free permits if nobody is queued and returns `true`; if
+    /// waiters are queued, changes nothing and returns `false`: the caller
+    /// then hands the permits to the queue under the lock, so they never pass
+    /// through the counter. One compare-and-swap when nobody waits.
+    ///
+    /// The caller guarantees the count stays within [`MAX_PERMITS`], as for
+    /// [`give`](Self::give).
+    pub(crate) fn give_unless_queued(&self, n: usize) -> bool {
+        let mut cur = self.0.load(Relaxed);
+        loop {
+            if cur & QUEUED != 0 {
+                return false;
+            }
+            match self
+                .0
+                .compare_exchange_weak(cur, cur + (n << SHIFT), AcqRel, Relaxed)
+            {
+                Ok(_) => return true,
+                Err(actual) => cur = actual,
+            }
+        }
     }
 
     /// Marks the queue non-empty. Lock held.

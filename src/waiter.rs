@@ -141,7 +141,8 @@ fn poll_first(
     let mut waker = Some(cx.waker().clone());
     let mut batch = WakeBatch::default();
     let (outcome, more) = sem.queue.with(|q| {
-        if q.list.is_empty() {
+        let was_empty = q.list.is_empty();
+        if was_empty {
             match sem.state.try_take_locked(n) {
                 Take::Taken => return (Poll::Ready(Ok(n)), false),
                 Take::Closed => return (Poll::Ready(Err(AcquireError::Closed)), false),
@@ -155,7 +156,12 @@ fn poll_first(
         // SAFETY: lock held; the node is pinned, unlinked, and `Waiter`'s
         // drop unlinks it (it sets `queued` below, which `cancel` checks).
         unsafe { q.list.push_back(node) };
-        sem.state.set_queued();
+        // `QUEUED` is set exactly while the queue is non-empty (both change
+        // only under this lock): only the first waiter sets it. Skipping the
+        // read-modify-write otherwise keeps the hot counter word quieter.
+        if was_empty {
+            sem.state.set_queued();
+        }
         *queued = true;
         // Permits may have come back since the fast path looked: hand them
         // out now, head first; this waiter may be among those served.
