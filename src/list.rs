@@ -10,8 +10,9 @@
 //!
 //! 1. **Lock.** A [`WaitList`] lives inside the semaphore's queue lock. A
 //!    node's [`NodeData`] (links, counts, waker) is only read or written
-//!    (a) with that lock held, or (b) by the node's owner while the node has
-//!    never been linked.
+//!    (a) with that lock held, (b) by the node's owner while the node has
+//!    never been linked, or (c) by the node's owner once it has seen the
+//!    node [released](Node::is_released) (invariant 6).
 //! 2. **Pinned while linked.** A node is linked only through
 //!    [`WaitList::push_back`], which takes it pinned; it stays at that address
 //!    until it is dropped.
@@ -23,22 +24,39 @@
 //!    the node is `!Unpin` (`PhantomPinned`), so the owner's `Pin<&mut>` and the
 //!    list's raw pointers may coexist (the rule Miri applies to `!Unpin`
 //!    targets); pointers are derived from `&Node` without any `&mut`.
+//! 6. **Released.** A node's `state` goes `IDLE` -> `LINKED` (in `push_back`)
+//!    -> `RELEASED` (in `pop_front`), only under the lock. `pop_front` stores
+//!    `RELEASED` (`Release`) after its last access to the node, which is then
+//!    in no list: nobody but the owner reaches it again. So an owner that
+//!    loads `RELEASED` (`Acquire`) may use the data without the lock, and drop
+//!    the node, while `pop_front`'s caller may not touch it after the store.
 
 use core::marker::PhantomPinned;
 use core::pin::Pin;
 use core::ptr::NonNull;
 use core::task::Waker;
 
-use crate::sync::UnsafeCell;
+use crate::sync::Ordering::{Acquire, Relaxed, Release};
+use crate::sync::{AtomicU8, UnsafeCell};
 
 /// A waiter's place in the queue. Owned (and pinned) by the waiting future.
 #[derive(Debug)]
 pub(crate) struct Node {
-    /// Only touched under the queue lock, or by the owner before linking
-    /// (invariant 1).
+    /// Only touched under the queue lock, by the owner before linking, or by
+    /// the owner once released (invariant 1).
     data: UnsafeCell<NodeData>,
+    /// `IDLE`, `LINKED` or `RELEASED`; written only under the queue lock,
+    /// read without it (invariant 6).
+    state: AtomicU8,
     _pinned: PhantomPinned,
 }
+
+/// Never linked.
+const IDLE: u8 = 0;
+/// Linked by `push_back`; a lock holder may unlink it at any time.
+const LINKED: u8 = 1;
+/// Unlinked for good by `pop_front`, which is done with it (invariant 6).
+const RELEASED: u8 = 2;
 
 // SAFETY: a node's data is only reached through `Node::with`, whose contract
 // (invariant 1) gives one thread at a time exclusive access, under the queue
@@ -84,6 +102,7 @@ impl Node {
     pub(crate) const fn new(needed: usize) -> Self {
         Self {
             data: UnsafeCell::new(NodeData::new(needed)),
+            state: AtomicU8::new(IDLE),
             _pinned: PhantomPinned,
         }
     }
@@ -92,8 +111,21 @@ impl Node {
     pub(crate) fn new(needed: usize) -> Self {
         Self {
             data: UnsafeCell::new(NodeData::new(needed)),
+            state: AtomicU8::new(IDLE),
             _pinned: PhantomPinned,
         }
+    }
+
+    /// Whether the node was ever linked into a queue.
+    pub(crate) fn was_linked(&self) -> bool {
+        self.state.load(Acquire) != IDLE
+    }
+
+    /// Whether a lock holder unlinked the node for good (served it, or
+    /// `close` turned it away) and is done with it: from then on its data is
+    /// the owner's alone, no lock needed (invariants 1c and 6).
+    pub(crate) fn is_released(&self) -> bool {
+        self.state.load(Acquire) == RELEASED
     }
 
     /// Runs `f` on the node's shared data.
@@ -101,7 +133,8 @@ impl Node {
     /// # Safety
     ///
     /// The caller holds the queue lock of the semaphore this node waits on,
-    /// or owns the node and it has never been linked (invariant 1).
+    /// or owns the node and it has never been linked, or owns the node and
+    /// has seen it [released](Self::is_released) (invariant 1).
     pub(crate) unsafe fn with<R>(&self, f: impl FnOnce(&mut NodeData) -> R) -> R {
         // SAFETY: by the caller's contract nobody else accesses the data now,
         // so this is the only reference to it.
@@ -174,6 +207,8 @@ impl WaitList {
     /// list, and it will be removed from this list before it is dropped
     /// (invariants 2 and 3).
     pub(crate) unsafe fn push_back(&mut self, node: Pin<&Node>) {
+        // The owner is the only reader that can see this before unlocking.
+        node.state.store(LINKED, Relaxed);
         let ptr = NonNull::from(node.get_ref());
         match self.head {
             None => {
@@ -232,15 +267,21 @@ impl WaitList {
         Some(unsafe { data_of(head, f) })
     }
 
-    /// Unlinks the head and runs `f` on its data, if there is a head.
+    /// Unlinks the head for good, runs `f` on its data, and releases it to
+    /// its owner (invariant 6), if there is a head. The caller must not touch
+    /// the node afterwards: its owner may drop it at once.
     pub(crate) fn pop_front<R>(&mut self, f: impl FnOnce(&mut NodeData) -> R) -> Option<R> {
         let head = self.head?;
         // SAFETY: the head is linked in this list and `&mut self` means the
-        // lock is held. After unlinking, the node is still alive: its owner
-        // must take this lock before it can drop it (invariant 3).
+        // lock is held. After unlinking, the node is still alive until the
+        // `RELEASED` store: its owner must take this lock before it can drop
+        // a node it has not seen released (invariants 3 and 6).
         unsafe {
             self.unlink(head);
-            Some(data_of(head, f))
+            let out = data_of(head, f);
+            // The last access: from here on the owner may free the node.
+            head.as_ref().state.store(RELEASED, Release);
+            Some(out)
         }
     }
 }

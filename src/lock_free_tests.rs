@@ -52,3 +52,29 @@ fn only_waiting_and_waking_take_the_lock() {
     );
     assert!(matches!(waiter.poll(&mut cx), Poll::Ready(Ok(_))));
 }
+
+#[test]
+fn a_served_waiter_resolves_and_drops_without_the_lock() {
+    let sem = Semaphore::new(1);
+    let mut cx = Context::from_waker(Waker::noop());
+    let held = sem.try_acquire().unwrap();
+    let mut first = pin!(sem.acquire());
+    let mut second = std::boxed::Box::pin(sem.acquire());
+    assert!(first.as_mut().poll(&mut cx).is_pending());
+    assert!(second.as_mut().poll(&mut cx).is_pending());
+    drop(held);
+    // `first` was handed the permit by the release; its re-poll only reads
+    // its own node.
+    let before = locks_taken();
+    let Poll::Ready(Ok(p)) = first.as_mut().poll(&mut cx) else {
+        panic!("the released permit goes to the head of the queue");
+    };
+    assert_eq!(locks_taken(), before);
+    drop(p);
+    // `second` was served by that drop; dropping it unpolled gives the
+    // permit back, again without the lock.
+    let before = locks_taken();
+    drop(second);
+    assert_eq!(locks_taken(), before);
+    assert_eq!(sem.available_permits(), 1);
+}

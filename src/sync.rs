@@ -8,7 +8,14 @@
 #[cfg(loom)]
 pub(crate) use loom::cell::UnsafeCell;
 #[cfg(loom)]
+pub(crate) use loom::sync::atomic::AtomicU8;
+#[cfg(loom)]
 pub(crate) use loom::sync::atomic::AtomicUsize;
+
+// Only loaded and stored, never read-modify-written, so `core`'s works on
+// every target, with or without compare-and-swap.
+#[cfg(not(loom))]
+pub(crate) use core::sync::atomic::AtomicU8;
 
 #[cfg(all(
     not(loom),

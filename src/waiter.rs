@@ -20,9 +20,9 @@ pin_project! {
     pub(crate) struct Waiter<S: Deref<Target = Semaphore>> {
         // `None` once the acquire has resolved.
         sem: Option<S>,
-        // Whether `node` was linked into the queue and has not been seen
-        // unlinked since (only then must `drop` take the lock).
-        queued: bool,
+        // Linked into the queue at most once; its state says whether it was
+        // (`drop` has nothing to do otherwise) and whether the queue is done
+        // with it.
         #[pin]
         node: Node,
     }
@@ -46,7 +46,6 @@ impl<S: Deref<Target = Semaphore>> Waiter<S> {
     pub(crate) fn new(sem: S, n: usize) -> Self {
         Self {
             sem: Some(sem),
-            queued: false,
             node: Node::new(n),
         }
     }
@@ -67,15 +66,15 @@ impl<S: Deref<Target = Semaphore>> Waiter<S> {
             .sem
             .as_deref()
             .expect("acquire polled after completion");
-        let outcome = if *this.queued {
+        let outcome = if node.was_linked() {
             poll_queued(sem, node, cx)
         } else {
-            poll_first(sem, node, cx, this.queued)
+            poll_first(sem, node, cx)
         };
         match outcome {
             Poll::Pending => Poll::Pending,
             Poll::Ready(result) => {
-                *this.queued = false;
+                // Resolved: `cancel` has nothing left to do.
                 let sem = this.sem.take();
                 Poll::Ready(result.map(|n| (sem.expect("checked above"), n)))
             }
@@ -85,33 +84,17 @@ impl<S: Deref<Target = Semaphore>> Waiter<S> {
     /// Leaves the queue, giving back whatever was handed over. Runs on drop.
     fn cancel(self: Pin<&mut Self>) {
         let this = self.project();
-        let (Some(sem), true) = (this.sem.as_deref(), *this.queued) else {
+        let node = this.node.into_ref();
+        let (Some(sem), true) = (this.sem.as_deref(), node.was_linked()) else {
             return;
         };
-        let node = this.node.into_ref();
-        let (give_back, waker) = sem.queue.with(|q| {
-            // SAFETY: the lock is held and `node` waits on this semaphore.
-            let linked = unsafe { node.with(|d| d.is_linked()) };
-            if linked {
-                // SAFETY: lock held, `node` is linked in this queue.
-                unsafe { q.list.remove(node) };
-                if q.list.is_empty() {
-                    sem.state.clear_queued();
-                }
-            }
-            // SAFETY: the lock is held and `node` waits on this semaphore.
-            unsafe {
-                node.with(|d| {
-                    let give_back = match (linked, d.is_closed()) {
-                        (true, _) => d.assigned,    // partly served
-                        (false, false) => d.needed, // served, not yet polled
-                        (false, true) => 0,         // `close` took them back
-                    };
-                    (give_back, d.waker.take())
-                })
-            }
-        });
-        *this.queued = false;
+        let (give_back, waker) = if node.is_released() {
+            // Served or turned away by `close`, and not polled since. No lock:
+            // SAFETY: we own the node and saw it released (invariant 1c).
+            unsafe { node.with(|d| (if d.is_closed() { 0 } else { d.needed }, d.waker.take())) }
+        } else {
+            cancel_locked(sem, node)
+        };
         // Dropped after unlocking: a waker's drop may run code that touches
         // this semaphore (tokio#5429).
         drop(waker);
@@ -120,12 +103,38 @@ impl<S: Deref<Target = Semaphore>> Waiter<S> {
     }
 }
 
+/// The locked part of `cancel`: leaves the queue if still in it; returns the
+/// permits to give back and the waker to drop.
+fn cancel_locked(sem: &Semaphore, node: Pin<&Node>) -> (usize, Option<Waker>) {
+    sem.queue.with(|q| {
+        // SAFETY: the lock is held and `node` waits on this semaphore.
+        let linked = unsafe { node.with(|d| d.is_linked()) };
+        if linked {
+            // SAFETY: lock held, `node` is linked in this queue.
+            unsafe { q.list.remove(node) };
+            if q.list.is_empty() {
+                sem.state.clear_queued();
+            }
+        }
+        // SAFETY: the lock is held and `node` waits on this semaphore.
+        unsafe {
+            node.with(|d| {
+                let give_back = match (linked, d.is_closed()) {
+                    (true, _) => d.assigned,    // partly served
+                    (false, false) => d.needed, // served, not yet polled
+                    (false, true) => 0,         // `close` took them back
+                };
+                (give_back, d.waker.take())
+            })
+        }
+    })
+}
+
 /// First poll: the lock-free fast path, then the queue.
 fn poll_first(
     sem: &Semaphore,
     node: Pin<&Node>,
     cx: &mut Context<'_>,
-    queued: &mut bool,
 ) -> Poll<Result<usize, AcquireError>> {
     // SAFETY: not yet queued, so never linked: only we can reach the node.
     let n = unsafe { node.with(|d| d.needed) };
@@ -153,8 +162,8 @@ fn poll_first(
         }
         // SAFETY: the lock is held, and the node is not linked yet.
         unsafe { node.with(|d| d.waker = waker.take()) };
-        // SAFETY: lock held; the node is pinned, unlinked, and `Waiter`'s
-        // drop unlinks it (it sets `queued` below, which `cancel` checks).
+        // SAFETY: lock held; the node is pinned, never linked, and `Waiter`'s
+        // drop unlinks it (`push_back` marks it linked, which `cancel` checks).
         unsafe { q.list.push_back(node) };
         // `QUEUED` is set exactly while the queue is non-empty (both change
         // only under this lock): only the first waiter sets it. Skipping the
@@ -162,14 +171,12 @@ fn poll_first(
         if was_empty {
             sem.state.set_queued();
         }
-        *queued = true;
         // Permits may have come back since the fast path looked: hand them
         // out now, head first; this waiter may be among those served.
         let more = sem.serve_locked(q, &mut batch);
         // SAFETY: the lock is held and the node waits on this semaphore.
         let served = unsafe { node.with(|d| !d.is_linked()) };
         if served {
-            *queued = false;
             (Poll::Ready(Ok(n)), more)
         } else {
             (Poll::Pending, more)
@@ -191,24 +198,22 @@ fn poll_queued(
 ) -> Poll<Result<usize, AcquireError>> {
     let mut new_waker: Option<Waker> = None;
     loop {
-        let (seen, old_waker) = sem.queue.with(|_queue| {
-            // SAFETY: the lock is held and the node waits on this semaphore.
+        let (seen, old_waker) = if node.is_released() {
+            // The common case after a wake-up: served (or closed), no lock.
+            // SAFETY: we own the node and saw it released (invariant 1c).
             unsafe {
                 node.with(|d| {
-                    if d.is_closed() {
-                        (Seen::Closed, d.waker.take())
-                    } else if !d.is_linked() {
-                        (Seen::Served(d.needed), d.waker.take())
-                    } else if d.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
-                        (Seen::Waiting, None)
-                    } else if let Some(w) = new_waker.take() {
-                        (Seen::Waiting, d.waker.replace(w))
+                    let seen = if d.is_closed() {
+                        Seen::Closed
                     } else {
-                        (Seen::NeedsWaker, None)
-                    }
+                        Seen::Served(d.needed)
+                    };
+                    (seen, d.waker.take())
                 })
             }
-        });
+        } else {
+            poll_queued_locked(sem, node, cx, &mut new_waker)
+        };
         // Outside the lock: dropping a waker may run arbitrary code.
         drop(old_waker);
         match seen {
@@ -218,4 +223,31 @@ fn poll_queued(
             Seen::NeedsWaker => new_waker = Some(cx.waker().clone()),
         }
     }
+}
+
+/// The locked part of [`poll_queued`].
+fn poll_queued_locked(
+    sem: &Semaphore,
+    node: Pin<&Node>,
+    cx: &mut Context<'_>,
+    new_waker: &mut Option<Waker>,
+) -> (Seen, Option<Waker>) {
+    sem.queue.with(|_queue| {
+        // SAFETY: the lock is held and the node waits on this semaphore.
+        unsafe {
+            node.with(|d| {
+                if d.is_closed() {
+                    (Seen::Closed, d.waker.take())
+                } else if !d.is_linked() {
+                    (Seen::Served(d.needed), d.waker.take())
+                } else if d.waker.as_ref().is_some_and(|w| w.will_wake(cx.waker())) {
+                    (Seen::Waiting, None)
+                } else if let Some(w) = new_waker.take() {
+                    (Seen::Waiting, d.waker.replace(w))
+                } else {
+                    (Seen::NeedsWaker, None)
+                }
+            })
+        }
+    })
 }
