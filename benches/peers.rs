@@ -12,7 +12,8 @@
 //! For profiling: `PERMITS_BENCH_ONLY=1,3t` runs only the rows whose id starts
 //! with a given prefix, `PERMITS_BENCH_IMPLS=permits,tokio` only those
 //! implementations, and `PERMITS_BENCH_SIZES=1` prints each backlog task's
-//! future size and allocations per task.
+//! future size and allocations per task, `PERMITS_BENCH_BUDGET_MS=60000`
+//! raises the time budget of a run (e.g. under valgrind).
 //!
 //! Every contended run counts the tasks inside the limit and checks that the
 //! limit was never exceeded and that every permit is back at the end; a run
@@ -567,7 +568,10 @@ impl Config {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect();
-        if quick {
+        let budget_ms = std::env::var("PERMITS_BENCH_BUDGET_MS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok());
+        let mut cfg = if quick {
             Config {
                 quick,
                 rounds_fast: 7,
@@ -599,7 +603,11 @@ impl Config {
                 only,
                 impls,
             }
+        };
+        if let Some(ms) = budget_ms {
+            cfg.budget = Duration::from_millis(ms);
         }
+        cfg
     }
 }
 
