@@ -56,8 +56,8 @@ impl<S: Deref<Target = Semaphore>> fmt::Debug for Held<S> {
 /// Permits held from a [`Semaphore`]; dropping it gives them back.
 ///
 /// Returned by [`Semaphore::acquire`] and [`Semaphore::try_acquire`] and their
-/// `_many` forms. Giving permits back is one atomic `fetch_add`, plus the queue
-/// lock only when someone waits for them.
+/// `_many` forms. Giving permits back is one atomic compare-and-swap when
+/// nobody waits for them; otherwise the queue lock, to hand them over.
 #[must_use = "dropping a Permit gives its permits back at once"]
 pub struct Permit<'a>(Held<&'a Semaphore>);
 
