@@ -23,6 +23,7 @@ pin_project! {
 }
 
 impl<'a> Acquire<'a> {
+    #[inline]
     pub(crate) fn new(sem: &'a Semaphore, n: usize) -> Self {
         Self {
             waiter: Waiter::new(sem, n),
@@ -33,6 +34,7 @@ impl<'a> Acquire<'a> {
 impl<'a> Future for Acquire<'a> {
     type Output = Result<Permit<'a>, AcquireError>;
 
+    #[inline]
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         self.project()
             .waiter

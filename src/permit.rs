@@ -62,6 +62,7 @@ impl<S: Deref<Target = Semaphore>> fmt::Debug for Held<S> {
 pub struct Permit<'a>(Held<&'a Semaphore>);
 
 impl<'a> Permit<'a> {
+    #[inline]
     pub(crate) fn new(sem: &'a Semaphore, n: usize) -> Self {
         Self(Held::new(sem, n))
     }

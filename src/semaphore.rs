@@ -149,6 +149,7 @@ impl Semaphore {
     /// Cancel safe: dropping the future at any point loses no permit. If it
     /// had been queued, it leaves the queue; permits already handed to it go
     /// back, to the next waiter first, which is woken.
+    #[inline]
     pub fn acquire(&self) -> Acquire<'_> {
         self.acquire_many(1)
     }
@@ -168,6 +169,7 @@ impl Semaphore {
     /// back, to the next waiter first, which is woken.
     ///
     /// [`AcquireError::Closed`]: crate::AcquireError::Closed
+    #[inline]
     pub fn acquire_many(&self, n: usize) -> Acquire<'_> {
         Acquire::new(self, n)
     }
@@ -178,6 +180,7 @@ impl Semaphore {
     ///
     /// [`TryAcquireError::Closed`] if closed, [`TryAcquireError::NoPermits`]
     /// if no permit is free or acquires are queued.
+    #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, TryAcquireError> {
         self.try_acquire_many(1)
     }
@@ -190,10 +193,12 @@ impl Semaphore {
     /// [`TryAcquireError::Closed`] if closed, [`TryAcquireError::NoPermits`]
     /// if fewer than `n` are free or acquires are queued,
     /// [`TryAcquireError::TooMany`] if `n > MAX_PERMITS`.
+    #[inline]
     pub fn try_acquire_many(&self, n: usize) -> Result<Permit<'_>, TryAcquireError> {
         self.try_take(n).map(|()| Permit::new(self, n))
     }
 
+    #[inline]
     pub(crate) fn try_take(&self, n: usize) -> Result<(), TryAcquireError> {
         if n > MAX_PERMITS {
             return Err(TryAcquireError::TooMany);
@@ -305,6 +310,7 @@ impl Semaphore {
 
     /// Gives `n` permits back: one compare-and-swap if nobody is queued;
     /// otherwise the lock, and the permits go straight to the queue.
+    #[inline]
     pub(crate) fn release(&self, n: usize) {
         if n > 0 && !self.state.give_unless_queued(n) {
             self.hand_over(n);
@@ -317,6 +323,7 @@ impl Semaphore {
     ///
     /// The counter holds no free permits while waiters are queued (every
     /// serve drains it into the head), so only the `n` in hand can serve.
+    #[inline(never)]
     fn hand_over(&self, n: usize) {
         let mut left = n;
         let mut batch = WakeBatch::default();

@@ -58,6 +58,7 @@ impl State {
 
     /// Takes `n` permits if they are free and nobody is queued: the fast path
     /// of every acquire, one compare-and-swap when uncontended.
+    #[inline]
     pub(crate) fn try_take(&self, n: usize) -> Take {
         self.take_if(n, QUEUED)
     }
@@ -68,6 +69,7 @@ impl State {
         self.take_if(n, 0)
     }
 
+    #[inline]
     fn take_if(&self, n: usize, blocked_by: usize) -> Take {
         let mut cur = self.0.load(Relaxed);
         loop {
@@ -130,6 +132,7 @@ impl State {
     ///
     /// The caller guarantees the count stays within [`MAX_PERMITS`], as for
     /// [`give`](Self::give).
+    #[inline]
     pub(crate) fn give_unless_queued(&self, n: usize) -> bool {
         let mut cur = self.0.load(Relaxed);
         loop {

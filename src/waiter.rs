@@ -131,6 +131,7 @@ fn cancel_locked(sem: &Semaphore, node: Pin<&Node>) -> (usize, Option<Waker>) {
 }
 
 /// First poll: the lock-free fast path, then the queue.
+#[inline]
 fn poll_first(
     sem: &Semaphore,
     node: Pin<&Node>,
@@ -146,6 +147,18 @@ fn poll_first(
         Take::Closed => return Poll::Ready(Err(AcquireError::Closed)),
         Take::Busy => {}
     }
+    poll_enqueue(sem, node, cx, n)
+}
+
+/// The rest of a first poll that found the permits busy: queue up. Out of
+/// line, so that the fast path above stays small and inlines into `poll`.
+#[inline(never)]
+fn poll_enqueue(
+    sem: &Semaphore,
+    node: Pin<&Node>,
+    cx: &mut Context<'_>,
+    n: usize,
+) -> Poll<Result<usize, AcquireError>> {
     // Cloned before locking: cloning runs the waker's code, never under the lock.
     let mut waker = Some(cx.waker().clone());
     let mut batch = WakeBatch::default();
