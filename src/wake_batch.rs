@@ -1,5 +1,6 @@
 //! Wakers collected under the lock and woken after it is released.
 
+use core::mem::ManuallyDrop;
 use core::task::Waker;
 
 /// How many wakers are collected before the lock is dropped to wake them.
@@ -13,10 +14,22 @@ const CAPACITY: usize = 1;
 ///
 /// Dropping the batch wakes what is left in it, so a panicking `wake` (or any
 /// other unwind) cannot strand the remaining, already-served waiters.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct WakeBatch {
-    wakers: [Option<Waker>; CAPACITY],
+    /// Slots `len..` are always `None`, and `Drop` wakes (takes) `..len`, so
+    /// nothing is left to drop: `ManuallyDrop` spares every drop of a batch a
+    /// pass over all its slots.
+    wakers: ManuallyDrop<[Option<Waker>; CAPACITY]>,
     len: usize,
+}
+
+impl Default for WakeBatch {
+    fn default() -> Self {
+        Self {
+            wakers: ManuallyDrop::new([const { None }; CAPACITY]),
+            len: 0,
+        }
+    }
 }
 
 impl WakeBatch {
