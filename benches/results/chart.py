@@ -67,7 +67,7 @@ def svg(data):
     # Rows with a ratio for permits' peers: timed rows and the size rows.
     rows = [r for r in data["rows"]
             if any(c["status"] == "ok" and c.get("ratio") is not None for c in r["cells"][1:])]
-    bar_h, gap, label_w, plot_w, top = 9, 10, 330, 520, 70
+    bar_h, gap, label_w, plot_w, top = 9, 10, 400, 520, 70
     lo_r, hi_r = 0.1, 100.0  # log axis range of ratios
     group_h = bar_h * len(impls) + gap
     height = top + group_h * len(rows) + 60
