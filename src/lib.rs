@@ -5,7 +5,7 @@
 
 #[cfg(feature = "alloc")]
 extern crate alloc;
-#[cfg(feature = "std")]
+#[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod acquire;
@@ -19,6 +19,9 @@ mod state;
 mod sync;
 mod waiter;
 mod wake_batch;
+
+#[cfg(test)]
+mod lock_free_tests;
 
 pub use acquire::Acquire;
 #[cfg(feature = "alloc")]

@@ -40,6 +40,13 @@ pub(crate) struct Node {
     _pinned: PhantomPinned,
 }
 
+// SAFETY: a node's data is only reached through `Node::with`, whose contract
+// (invariant 1) gives one thread at a time exclusive access, under the queue
+// lock; the data itself (counts, links, a `Waker`) may move between threads.
+unsafe impl Send for Node {}
+// SAFETY: as above; `&Node` alone gives no access to the data.
+unsafe impl Sync for Node {}
+
 /// The part of a node shared with the queue.
 #[derive(Debug)]
 pub(crate) struct NodeData {

@@ -74,6 +74,9 @@ impl State {
             if cur & CLOSED != 0 {
                 return Take::Closed;
             }
+            if n == 0 {
+                return Take::Taken;
+            }
             if cur & blocked_by != 0 || cur >> SHIFT < n {
                 return Take::Busy;
             }

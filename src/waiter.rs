@@ -135,7 +135,6 @@ fn poll_first(
     match sem.state.try_take(n) {
         Take::Taken => return Poll::Ready(Ok(n)),
         Take::Closed => return Poll::Ready(Err(AcquireError::Closed)),
-        Take::Busy if n == 0 => return Poll::Ready(Ok(0)),
         Take::Busy => {}
     }
     // Cloned before locking: cloning runs the waker's code, never under the lock.
