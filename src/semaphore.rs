@@ -358,6 +358,12 @@ impl Semaphore {
         }
     }
 
+    /// Permits in existence: free, held, or handed to waiters. Takes the lock.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn total_permits(&self) -> usize {
+        self.queue.with(|q| q.total)
+    }
+
     /// Lowers the count of permits in existence after a permit was forgotten.
     pub(crate) fn forget_held(&self, n: usize) {
         if n > 0 {
