@@ -241,9 +241,10 @@ impl Semaphore {
     /// `Err(Closed)`, `try_*` to `Err(Closed)`. Permits already held stay
     /// valid, and dropping them later is fine.
     pub fn close(&self) {
-        if self.state.close() {
-            return;
-        }
+        // No early return when already closed: a `close` cut short by a
+        // panicking waker is finished by the next call (and by the guard).
+        self.state.close();
+        let guard = FinishOnUnwind(self, Self::close);
         let mut batch = WakeBatch::default();
         loop {
             let more = self.queue.with(|q| {
@@ -271,9 +272,10 @@ impl Semaphore {
             });
             batch.wake_all();
             if !more {
-                return;
+                break;
             }
         }
+        guard.disarm();
     }
 
     /// Runs `f` once a permit is held, and gives the permit back when `f`
@@ -314,11 +316,13 @@ impl Semaphore {
     /// Hands free permits to the head of the queue, in order, and wakes each
     /// waiter that got all it asked for, after unlocking.
     pub(crate) fn serve(&self) {
+        let guard = FinishOnUnwind(self, Self::serve);
         let mut batch = WakeBatch::default();
         while self.queue.with(|q| self.serve_locked(q, &mut batch)) {
             batch.wake_all();
         }
         batch.wake_all();
+        guard.disarm();
     }
 
     /// The locked part of [`serve`](Self::serve); returns `true` if it stopped
@@ -369,5 +373,24 @@ impl Semaphore {
         if n > 0 {
             self.queue.with(|q| q.total -= n);
         }
+    }
+}
+
+/// Runs a job that wakes in rounds (`serve`, `close`) again if it is dropped
+/// armed, that is, while unwinding from a panicking `wake`: otherwise the
+/// waiters of the rounds still to come would be stranded, with permits free
+/// and the queue flagged busy. A second panic during that unwind aborts, as
+/// any panic in a destructor during unwinding does.
+struct FinishOnUnwind<'a>(&'a Semaphore, fn(&Semaphore));
+
+impl FinishOnUnwind<'_> {
+    fn disarm(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for FinishOnUnwind<'_> {
+    fn drop(&mut self) {
+        (self.1)(self.0);
     }
 }
