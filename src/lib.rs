@@ -15,10 +15,12 @@ extern crate alloc;
 extern crate std;
 
 mod acquire;
+mod backlog;
 mod error;
 mod list;
 mod lock;
 mod permit;
+mod pin_array;
 mod run;
 mod semaphore;
 mod state;
@@ -32,6 +34,9 @@ mod lock_free_tests;
 pub use acquire::Acquire;
 #[cfg(feature = "alloc")]
 pub use acquire::AcquireOwned;
+#[cfg(feature = "alloc")]
+pub use backlog::RunAll;
+pub use backlog::{IterStream, Progress, RunAllFixed};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "alloc")]
 pub use permit::OwnedPermit;

@@ -1,5 +1,6 @@
-//! The intrusive FIFO queue of waiting acquires: the crate's only `unsafe` code
-//! with its invariants, driven by `waiter.rs`.
+//! The intrusive FIFO queue of waiting acquires, and its invariants. Together
+//! with `waiter.rs`, which links and unlinks its own node (its `unsafe` calls
+//! name the invariants below), this is the crate's unsafe engine.
 //!
 //! Each waiting future owns a [`Node`]; the queue links the nodes in place, so
 //! waiting allocates nothing and the queue has no capacity limit. The list is

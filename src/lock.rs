@@ -14,8 +14,9 @@
 //! preempted its holder on the same core (it would spin forever): firmware
 //! whose interrupt handlers use a semaphore enables `critical-section`.
 //!
-//! The lock is only taken when a task has to wait or be woken; the section it
-//! guards never runs user code (no waker is woken, cloned or dropped in it),
+//! On the hot paths the lock is only taken when a task has to wait or be
+//! woken (the rare `add_permits`, `forget_permits`, `Permit::forget`, `close`
+//! and `waiters` take it too); the section it guards never runs user code (no waker is woken, cloned or dropped in it),
 //! so it is short and cannot re-enter.
 
 #[cfg(all(not(loom), feature = "critical-section"))]
@@ -66,8 +67,8 @@ impl<T> Lock<T> {
         return critical_section::with(|cs| f(&mut self.inner.borrow_ref_mut(cs)));
 
         // Nothing under this lock runs user code, so a poisoned lock can only
-        // come from a bug in this crate that already panicked; the queue is
-        // still consistent at every point a panic could occur, so go on.
+        // come from a bug in this crate that already panicked; refusing every
+        // later acquire would not help anyone, so go on.
         #[cfg(all(not(loom), not(feature = "critical-section"), feature = "std"))]
         return f(&mut self
             .inner

@@ -18,6 +18,11 @@ impl<S: Deref<Target = Semaphore>> Held<S> {
         Self { sem, n }
     }
 
+    /// Hands the permits over to the caller, who must give them back.
+    pub(crate) fn into_permits(mut self) -> usize {
+        core::mem::take(&mut self.n)
+    }
+
     fn forget(mut self) {
         self.sem.forget_held(core::mem::take(&mut self.n));
     }

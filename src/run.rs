@@ -18,11 +18,13 @@ pin_project! {
     struct Runner<S: Deref<Target = Semaphore>, F> {
         #[pin]
         waiter: Waiter<S>,
+        // Declared before `held`, so a `Run` dropped while `fut` is pending
+        // drops `fut` (and runs its cleanup) while still holding the permits.
+        #[pin]
+        fut: F,
         // `Some` while `fut` runs between polls.
         held: Option<Held<S>>,
         finished: bool,
-        #[pin]
-        fut: F,
     }
 }
 

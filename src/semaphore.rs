@@ -246,9 +246,10 @@ impl Semaphore {
     /// `Err(Closed)`, `try_*` to `Err(Closed)`. Permits already held stay
     /// valid, and dropping them later is fine.
     pub fn close(&self) {
-        if self.state.close() {
-            return;
-        }
+        // No early return when already closed: a `close` cut short by a
+        // panicking waker is finished by the next call (and by the guard).
+        self.state.close();
+        let guard = FinishOnUnwind(self, Self::close);
         let mut batch = WakeBatch::default();
         loop {
             let more = self.queue.with(|q| {
@@ -276,9 +277,10 @@ impl Semaphore {
             });
             batch.wake_all();
             if !more {
-                return;
+                break;
             }
         }
+        guard.disarm();
     }
 
     /// Runs `f` once a permit is held, and gives the permit back when `f`
@@ -327,7 +329,7 @@ impl Semaphore {
     fn hand_over(&self, n: usize) {
         let mut left = n;
         let mut batch = WakeBatch::default();
-        while self.queue.with(|q| loop {
+        let more = self.queue.with(|q| loop {
             if q.list.is_empty() {
                 // The queue emptied since `release` saw `QUEUED`, or the
                 // last waiter was just served.
@@ -340,13 +342,13 @@ impl Semaphore {
             if left == 0 {
                 return false;
             }
-            if self.state.is_closed() {
-                // `close` is emptying the queue and fails every waiter.
+            if self.state.is_closed() || batch.is_full() {
+                // Closed: `close` is emptying the queue and fails every
+                // waiter. Full: no permit stays in hand across a wake (which
+                // may panic); the counter keeps them and `serve` hands them
+                // on in the rounds to come (and on unwind).
                 self.state.give(core::mem::take(&mut left));
-                return false;
-            }
-            if batch.is_full() {
-                return true;
+                return batch.is_full();
             }
             let served = q.list.with_head(|head| {
                 let give = left.min(head.needed - head.assigned);
@@ -357,20 +359,27 @@ impl Semaphore {
             if served == Some(true) {
                 batch.push(q.list.pop_front(|head| head.waker.take()).flatten());
             }
-        }) {
+        });
+        if more {
+            let guard = FinishOnUnwind(self, Self::serve);
+            batch.wake_all();
+            guard.disarm();
+            self.serve();
+        } else {
             batch.wake_all();
         }
-        batch.wake_all();
     }
 
     /// Hands free permits to the head of the queue, in order, and wakes each
     /// waiter that got all it asked for, after unlocking.
     pub(crate) fn serve(&self) {
+        let guard = FinishOnUnwind(self, Self::serve);
         let mut batch = WakeBatch::default();
         while self.queue.with(|q| self.serve_locked(q, &mut batch)) {
             batch.wake_all();
         }
         batch.wake_all();
+        guard.disarm();
     }
 
     /// The locked part of [`serve`](Self::serve); returns `true` if it stopped
@@ -410,10 +419,35 @@ impl Semaphore {
         }
     }
 
+    /// Permits in existence: free, held, or handed to waiters. Takes the lock.
+    #[cfg(feature = "alloc")]
+    pub(crate) fn total_permits(&self) -> usize {
+        self.queue.with(|q| q.total)
+    }
+
     /// Lowers the count of permits in existence after a permit was forgotten.
     pub(crate) fn forget_held(&self, n: usize) {
         if n > 0 {
             self.queue.with(|q| q.total -= n);
         }
+    }
+}
+
+/// Runs a job that wakes in rounds (`serve`, `close`) again if it is dropped
+/// armed, that is, while unwinding from a panicking `wake`: otherwise the
+/// waiters of the rounds still to come would be stranded, with permits free
+/// and the queue flagged busy. A second panic during that unwind aborts, as
+/// any panic in a destructor during unwinding does.
+struct FinishOnUnwind<'a>(&'a Semaphore, fn(&Semaphore));
+
+impl FinishOnUnwind<'_> {
+    fn disarm(self) {
+        core::mem::forget(self);
+    }
+}
+
+impl Drop for FinishOnUnwind<'_> {
+    fn drop(&mut self) {
+        (self.1)(self.0);
     }
 }

@@ -22,6 +22,14 @@ const SHIFT: u32 = 2;
 /// The most permits the counter can hold; every count fits in the word.
 pub(crate) const MAX_PERMITS: usize = usize::MAX >> SHIFT;
 
+// The contract promises at least `u16::MAX` permits everywhere; a 16-bit
+// `usize` cannot hold that next to the flags, so such targets fail to build
+// instead of getting a smaller limit silently.
+const _: () = assert!(
+    MAX_PERMITS >= u16::MAX as usize,
+    "permits needs a usize of at least 32 bits"
+);
+
 /// What a lock-free attempt to take permits found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Take {

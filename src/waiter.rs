@@ -9,6 +9,7 @@ use core::task::{Context, Poll, Waker};
 use pin_project_lite::pin_project;
 
 use crate::list::Node;
+use crate::permit::Held;
 use crate::state::{Take, MAX_PERMITS};
 use crate::wake_batch::WakeBatch;
 use crate::{AcquireError, Semaphore};
@@ -95,11 +96,12 @@ impl<S: Deref<Target = Semaphore>> Waiter<S> {
         } else {
             cancel_locked(sem, node)
         };
+        // Goes to the next waiter first, who is woken. Before the waker is
+        // dropped, so a panicking waker drop cannot lose the permits.
+        sem.release(give_back);
         // Dropped after unlocking: a waker's drop may run code that touches
         // this semaphore (tokio#5429).
         drop(waker);
-        // Goes to the next waiter first, who is woken.
-        sem.release(give_back);
     }
 }
 
@@ -195,12 +197,21 @@ fn poll_enqueue(
             (Poll::Pending, more)
         }
     });
+    // Permits taken above are ours now; keep them in a guard until the
+    // caller has them, in case dropping a waker or waking others panics.
+    let taken = match outcome {
+        Poll::Ready(Ok(n)) => Some(Held::new(sem, n)),
+        _ => None,
+    };
     drop(waker);
     batch.wake_all();
     if more {
         sem.serve();
     }
-    outcome
+    match taken {
+        Some(held) => Poll::Ready(Ok(held.into_permits())),
+        None => outcome,
+    }
 }
 
 /// A later poll of a queued waiter.

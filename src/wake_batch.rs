@@ -13,7 +13,8 @@ const CAPACITY: usize = 1;
 /// A fixed-size batch of wakers to wake once the queue lock is released.
 ///
 /// Dropping the batch wakes what is left in it, so a panicking `wake` (or any
-/// other unwind) cannot strand the remaining, already-served waiters.
+/// other unwind) does not strand the waiters already taken off the queue; the
+/// callers finish the rounds still to come (`FinishOnUnwind`).
 #[derive(Debug)]
 pub(crate) struct WakeBatch {
     /// Slots `len..` are always `None`, and `Drop` wakes (takes) `..len`, so

@@ -14,6 +14,37 @@ fn debug<T: std::fmt::Debug>() {}
 
 type SendFut = Pin<Box<dyn Future<Output = ()> + Send>>;
 
+// The backlog streams over plain, thread-safe parts: a range, a fn pointer
+// and `Ready` futures (all `Send + Sync + Unpin`), so what the asserts see is
+// the streams' own contribution.
+type Items = IterStream<std::ops::Range<u32>>;
+type Work = fn(u32) -> std::future::Ready<u32>;
+type Fixed = RunAllFixed<'static, Items, Work, std::future::Ready<u32>, 4>;
+// The same with a future that is neither `Send` nor `Sync`.
+type LocalFut = std::future::Ready<std::rc::Rc<u32>>;
+type FixedLocal = RunAllFixed<'static, Items, fn(u32) -> LocalFut, LocalFut, 4>;
+
+/// Auto traits seen at compile time, for the "is NOT" side: `Probe::<T>::X`
+/// resolves to the inherent const (true) if `T: X`, else to the trait's
+/// default (false).
+struct Probe<T>(std::marker::PhantomData<T>);
+trait NotUnpin {
+    const UNPIN: bool = false;
+}
+impl<T> NotUnpin for Probe<T> {}
+impl<T: Unpin> Probe<T> {
+    #[allow(dead_code)]
+    const UNPIN: bool = true;
+}
+trait NotSend {
+    const SEND: bool = false;
+}
+impl<T> NotSend for Probe<T> {}
+impl<T: Send> Probe<T> {
+    #[allow(dead_code)]
+    const SEND: bool = true;
+}
+
 #[test]
 fn public_types_are_send_sync_and_debug() {
     #[cfg(feature = "alloc")]
@@ -37,18 +68,53 @@ fn public_types_are_send_sync_and_debug() {
 }
 
 #[test]
+fn backlog_types() {
+    #[cfg(feature = "alloc")]
+    run_all_is_like_run_all_fixed();
+    // The streams are as thread-safe as their source, function and futures,
+    // and always `Debug` (they print counters, not their parts).
+    send::<Fixed>();
+    sync::<Fixed>();
+    debug::<Fixed>();
+    // Plain data and a thin wrapper.
+    send::<Progress>();
+    sync::<Progress>();
+    debug::<Progress>();
+    unpin::<Progress>();
+    let _: fn(&Progress) -> Progress = |p| *p; // Copy
+    send::<Items>();
+    sync::<Items>();
+    debug::<Items>();
+    unpin::<Items>();
+    const {
+        assert!(Probe::<Items>::SEND && Probe::<Items>::UNPIN);
+        // The streams own their queue node (the next item's acquire), so
+        // they are !Unpin even over Unpin parts: poll them pinned.
+        assert!(!Probe::<Fixed>::UNPIN);
+        // A !Send future makes the stream !Send.
+        assert!(!Probe::<FixedLocal>::SEND);
+        // IterStream does not pin its iterator: always Unpin.
+        assert!(Probe::<IterStream<std::marker::PhantomPinned>>::UNPIN);
+    }
+}
+
+#[cfg(feature = "alloc")]
+fn run_all_is_like_run_all_fixed() {
+    type Heap = RunAll<'static, Items, Work, std::future::Ready<u32>>;
+    type HeapLocal = RunAll<'static, Items, fn(u32) -> LocalFut, LocalFut>;
+    send::<Heap>();
+    sync::<Heap>();
+    debug::<Heap>();
+    const {
+        assert!(!Probe::<Heap>::UNPIN);
+        assert!(!Probe::<HeapLocal>::SEND);
+    }
+}
+
+#[test]
 fn futures_are_not_unpin_because_they_own_their_queue_node() {
     // A compile-time fact checked at run time: `Acquire` must stay !Unpin (it
     // is linked into the queue by address), so it can only be polled pinned.
-    struct Probe<T>(std::marker::PhantomData<T>);
-    trait NotUnpin {
-        const UNPIN: bool = false;
-    }
-    impl<T> NotUnpin for Probe<T> {}
-    impl<T: Unpin> Probe<T> {
-        #[allow(dead_code)]
-        const UNPIN: bool = true;
-    }
     const {
         assert!(
             Probe::<Permit<'static>>::UNPIN,

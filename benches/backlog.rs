@@ -1,0 +1,221 @@
+//! A backlog of 1,000,000 trivial items, at most 16 at a time, three ways, in
+//! the same run:
+//!
+//! - `Semaphore::run_all` (and `run_all_fixed`): the backlog stream;
+//! - `futures_util::StreamExt::buffer_unordered(16)`: the usual tool;
+//! - `join_all` of `sem.run(..)`: every item's future exists from the start.
+//!
+//! Reports ns/item and peak heap bytes (a counting global allocator), plus the
+//! same with items that wait once (`Pending`, then `Ready`), where the
+//! futures really stay in flight. `PERMITS_BENCH_QUICK=1` runs 20,000 items
+//! once (the CI smoke run).
+//!
+//! ```text
+//! cargo bench --bench backlog
+//! ```
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::future::Future;
+use std::hint::black_box;
+use std::pin::{pin, Pin};
+use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use futures::executor::block_on;
+use futures::stream::{self, StreamExt};
+use permits::Semaphore;
+
+struct Counting;
+
+static CURRENT: AtomicUsize = AtomicUsize::new(0);
+static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+fn grew(by: usize) {
+    let now = CURRENT.fetch_add(by, Relaxed) + by;
+    PEAK.fetch_max(now, Relaxed);
+}
+
+// SAFETY: forwards to `System`, only counting bytes on the side.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        grew(layout.size());
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        CURRENT.fetch_sub(layout.size(), Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        CURRENT.fetch_sub(layout.size(), Relaxed);
+        grew(new_size);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const LIMIT: usize = 16;
+
+/// `Pending` once (waking itself), then `Ready`.
+struct YieldOnce(bool);
+
+impl Future for YieldOnce {
+    type Output = ();
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0 {
+            return Poll::Ready(());
+        }
+        self.0 = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+async fn trivial(i: u64) -> u64 {
+    black_box(i)
+}
+
+async fn waits_once(i: u64) -> u64 {
+    YieldOnce(false).await;
+    black_box(i)
+}
+
+/// Runs `f`, returning its time and the peak heap bytes above the baseline.
+fn measure(f: impl FnOnce() -> u64, expect: u64) -> (Duration, usize) {
+    let base = CURRENT.load(Relaxed);
+    PEAK.store(base, Relaxed);
+    let start = Instant::now();
+    let sum = f();
+    let elapsed = start.elapsed();
+    assert_eq!(sum, expect, "wrong result");
+    (elapsed, PEAK.load(Relaxed) - base)
+}
+
+fn main() {
+    let quick = std::env::var_os("PERMITS_BENCH_QUICK").is_some_and(|v| v != "0");
+    let (items, rounds): (u64, usize) = if quick { (20_000, 1) } else { (1_000_000, 3) };
+    let expect = items * (items - 1) / 2;
+    println!("backlog bench: {items} items, limit {LIMIT}, best of {rounds}");
+
+    // Each contender is written out in full so the compiler sees the concrete
+    // future types, as a user's code would.
+    macro_rules! contenders {
+        ($work:ident) => {{
+            let list: Vec<(&str, Box<dyn Fn() -> u64>)> = vec![
+                (
+                    "permits run_all",
+                    Box::new(|| {
+                        let sem = Semaphore::new(LIMIT);
+                        block_on(async {
+                            let mut s = pin!(sem.run_all(0..items, $work));
+                            let mut sum = 0;
+                            while let Some(r) = s.next().await {
+                                sum += r.unwrap();
+                            }
+                            sum
+                        })
+                    }),
+                ),
+                (
+                    "permits run_all_fixed::<16>",
+                    Box::new(|| {
+                        let sem = Semaphore::new(LIMIT);
+                        block_on(async {
+                            let mut s = pin!(sem.run_all_fixed::<LIMIT, _, _, _>(0..items, $work));
+                            let mut sum = 0;
+                            while let Some(r) = s.next().await {
+                                sum += r.unwrap();
+                            }
+                            sum
+                        })
+                    }),
+                ),
+                (
+                    "buffer_unordered(16)",
+                    Box::new(|| {
+                        block_on(async {
+                            let mut s =
+                                pin!(stream::iter(0..items).map($work).buffer_unordered(LIMIT));
+                            let mut sum = 0;
+                            while let Some(r) = s.next().await {
+                                sum += r;
+                            }
+                            sum
+                        })
+                    }),
+                ),
+                (
+                    "join_all(sem.run(..))",
+                    Box::new(|| {
+                        let sem = Semaphore::new(LIMIT);
+                        block_on(async {
+                            let all =
+                                futures::future::join_all((0..items).map(|i| sem.run($work(i))))
+                                    .await;
+                            all.into_iter().map(Result::unwrap).sum()
+                        })
+                    }),
+                ),
+            ];
+            list
+        }};
+    }
+
+    let mut failed = false;
+    for (title, list) in [
+        ("trivial items (ready at once)", contenders!(trivial)),
+        ("items that wait once", contenders!(waits_once)),
+    ] {
+        println!();
+        println!("{title}:");
+        println!(
+            "{:<28} {:>10} {:>14} {:>10} {:>10}",
+            "", "ns/item", "peak heap B", "time x", "heap x"
+        );
+        let mut results = Vec::new();
+        for (name, run) in &list {
+            let mut best = (Duration::MAX, 0);
+            for _ in 0..rounds {
+                let (t, peak) = measure(run, expect);
+                if t < best.0 {
+                    best = (t, peak);
+                }
+            }
+            results.push((*name, best));
+        }
+        let (_, (bu_time, bu_peak)) = results[2];
+        for (name, (t, peak)) in &results {
+            println!(
+                "{:<28} {:>10.1} {:>14} {:>10.2} {:>10.2}",
+                name,
+                t.as_nanos() as f64 / items as f64,
+                peak,
+                t.as_secs_f64() / bu_time.as_secs_f64(),
+                *peak as f64 / bu_peak.max(1) as f64,
+            );
+        }
+        let (_, (t, peak)) = results[0];
+        let time_ok = t.as_secs_f64() <= 1.2 * bu_time.as_secs_f64();
+        let mem_ok = peak <= bu_peak;
+        println!(
+            "run_all vs buffer_unordered: time {:.2}x (target <= 1.2x: {}), peak heap {} vs {} B (target <=: {})",
+            t.as_secs_f64() / bu_time.as_secs_f64(),
+            if time_ok { "met" } else { "MISSED" },
+            peak,
+            bu_peak,
+            if mem_ok { "met" } else { "MISSED" },
+        );
+        // Memory is deterministic, time is not on a shared machine: only a
+        // memory miss fails the run.
+        failed |= !mem_ok;
+    }
+    if failed {
+        eprintln!("backlog bench: peak memory target missed");
+        std::process::exit(1);
+    }
+}
