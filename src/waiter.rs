@@ -197,10 +197,12 @@ fn poll_enqueue(
             (Poll::Pending, more)
         }
     });
-    // Permits taken above are ours now; keep them in a guard until the
-    // caller has them, in case dropping a waker or waking others panics.
+    // Permits taken above without linking the node are ours now; keep them
+    // in a guard until the caller has them, in case dropping a waker or
+    // waking others panics. (A node served while linked needs no guard: if
+    // we unwind, `cancel` finds it released and gives its permits back.)
     let taken = match outcome {
-        Poll::Ready(Ok(n)) => Some(Held::new(sem, n)),
+        Poll::Ready(Ok(n)) if !node.was_linked() => Some(Held::new(sem, n)),
         _ => None,
     };
     drop(waker);
