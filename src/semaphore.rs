@@ -184,6 +184,8 @@ impl Semaphore {
 
     /// Takes `n` permits if they are free and nobody is queued. One atomic
     /// compare-and-swap when it succeeds uncontended; never takes the lock.
+    /// `try_acquire_many(0)` gives an empty permit at once (unless closed),
+    /// queued acquires or not.
     ///
     /// # Errors
     ///
@@ -201,6 +203,9 @@ impl Semaphore {
         match self.state.try_take(n) {
             Take::Taken => Ok(()),
             Take::Closed => Err(TryAcquireError::Closed),
+            // Taking nothing never barges: an empty permit even while
+            // acquires are queued, as `acquire_many(0)` gives.
+            Take::Busy if n == 0 => Ok(()),
             Take::Busy => Err(TryAcquireError::NoPermits),
         }
     }
