@@ -24,8 +24,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::task::noop_waker_ref;
+use loom::cell::UnsafeCell;
 use loom::future::block_on;
-use loom::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+use loom::sync::atomic::AtomicUsize;
+use loom::sync::atomic::Ordering::Relaxed;
 use loom::thread;
 use permits::{AcquireError, Semaphore, TryAcquireError};
 use std::sync::Arc;
@@ -60,7 +62,10 @@ fn assert_idle(sem: &Semaphore, permits: usize) {
 }
 
 /// 1. Two threads acquire and release a semaphore of one, twice each: never
-///    two holders at once, and the permit is back at the end.
+///    two holders at once, and the permit is back at the end. Each holder
+///    also writes a plain (loom-tracked) cell: loom reports a data race if a
+///    release does not happen-before the next acquire (the documented memory
+///    ordering).
 ///
 /// Preemption bound 4 (unbounded does not finish in minutes).
 #[test]
@@ -68,20 +73,30 @@ fn acquire_release_race() {
     model(|| {
         let sem = Arc::new(Semaphore::new(1));
         let holders = Arc::new(AtomicUsize::new(0));
-        let worker = |sem: Arc<Semaphore>, holders: Arc<AtomicUsize>| {
-            move || {
-                for _ in 0..2 {
-                    let permit = block_on(sem.acquire()).unwrap();
-                    assert_eq!(holders.fetch_add(1, SeqCst), 0, "two holders");
-                    holders.fetch_sub(1, SeqCst);
-                    drop(permit);
+        // loom's cell is shared on purpose: the permit is what guards it.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let data = Arc::new(UnsafeCell::new(0_usize));
+        let worker =
+            |sem: Arc<Semaphore>, holders: Arc<AtomicUsize>, data: Arc<UnsafeCell<usize>>| {
+                move || {
+                    for _ in 0..2 {
+                        let permit = block_on(sem.acquire()).unwrap();
+                        // Relaxed: the counter itself must not order `data`.
+                        assert_eq!(holders.fetch_add(1, Relaxed), 0, "two holders");
+                        // SAFETY: the one permit gives exclusive access to
+                        // `data`; loom checks exactly that.
+                        data.with_mut(|p| unsafe { *p += 1 });
+                        holders.fetch_sub(1, Relaxed);
+                        drop(permit);
+                    }
                 }
-            }
-        };
-        let t = thread::spawn(worker(sem.clone(), holders.clone()));
-        worker(sem.clone(), holders)();
+            };
+        let t = thread::spawn(worker(sem.clone(), holders.clone(), data.clone()));
+        worker(sem.clone(), holders, data.clone())();
         t.join().unwrap();
         assert_idle(&sem, 1);
+        // SAFETY: both workers are done.
+        assert_eq!(data.with(|p| unsafe { *p }), 4);
     });
 }
 
@@ -129,19 +144,21 @@ fn add_permits_wakes_two_waiters() {
     });
 }
 
-/// 3. A queued acquire is dropped on one thread while another releases the
-///    permit (possibly to it): the permit is not lost, it reaches the next
-///    waiter, and all of it is back at the end.
+/// 3. A queued acquire is dropped on one thread while another releases a
+///    permit to it: the permit is not lost, it reaches the next waiter, and
+///    all permits are back at the end. The dropped acquire asks for two, so
+///    the release may hand it one (a partial fill) that it must give back.
 ///
-/// Preemption bound 4 (unbounded takes about 2 minutes).
+/// Preemption bound 4 (unbounded takes minutes).
 #[test]
 fn cancel_races_hand_off() {
     model(|| {
-        let sem = Arc::new(Semaphore::new(1));
+        let sem = Arc::new(Semaphore::new(2));
+        let kept = sem.try_acquire().unwrap();
         let permit = sem.clone().try_acquire_owned().unwrap();
         // Queue two acquires in order: `first` will be cancelled, `second`
-        // must end up with the permit.
-        let mut first = Box::pin(sem.clone().acquire_owned());
+        // must end up with the released permit.
+        let mut first = Box::pin(sem.clone().acquire_many_owned(2));
         assert!(poll_once(first.as_mut()).is_pending());
         let mut second = Box::pin(sem.clone().acquire_owned());
         assert!(poll_once(second.as_mut()).is_pending());
@@ -154,8 +171,8 @@ fn cancel_races_hand_off() {
         canceller.join().unwrap();
         releaser.join().unwrap();
         assert_eq!(sem.available_permits(), 0);
-        drop(got);
-        assert_idle(&sem, 1);
+        drop((got, kept));
+        assert_idle(&sem, 2);
     });
 }
 
