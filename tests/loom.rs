@@ -149,7 +149,7 @@ fn add_permits_wakes_two_waiters() {
 ///    all permits are back at the end. The dropped acquire asks for two, so
 ///    the release may hand it one (a partial fill) that it must give back.
 ///
-/// Preemption bound 4 (unbounded takes minutes).
+/// Preemption bound 4 (the default).
 #[test]
 fn cancel_races_hand_off() {
     model(|| {
