@@ -187,6 +187,8 @@ impl Semaphore {
 
     /// Takes `n` permits if they are free and nobody is queued. One atomic
     /// compare-and-swap when it succeeds uncontended; never takes the lock.
+    /// `try_acquire_many(0)` gives an empty permit at once (unless closed),
+    /// queued acquires or not.
     ///
     /// # Errors
     ///

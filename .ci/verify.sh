@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Verification of the concurrent protocol (issue 5): loom models, the
+# model-based random test at scale, and Miri (Stacked Borrows and Tree
+# Borrows, strict provenance, per feature set). Installs what it needs.
+# Run from anywhere: `bash .ci/verify.sh`. About 5 minutes on 2 cores.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR=never
+step() { echo; echo "=== $* ==="; local s=$SECONDS; "$@"; echo "[time] $((SECONDS - s))s: $*"; }
+
+# --- loom ----------------------------------------------------------------
+# Release with debug assertions, as tokio runs its models. A separate target
+# dir, so the changed RUSTFLAGS do not invalidate the normal build. Each
+# model's preemption bound is in tests/loom.rs (LOOM_MAX_PREEMPTIONS
+# overrides them all).
+step env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom \
+    timeout 900 cargo test --release --test loom
+
+# --- model-based random test ---------------------------------------------
+# `cargo test` already ran 10,000 sequences; here 100,000 more seeds.
+step env PERMITS_MODEL_SEQUENCES=100000 PERMITS_MODEL_BASE=0x10000000 \
+    timeout 600 cargo test --test model
+
+# --- Miri ------------------------------------------------------------------
+if ! rustup toolchain list | grep -q '^nightly'; then
+    step rustup toolchain install nightly --profile minimal
+fi
+step rustup component add --toolchain nightly miri rust-src
+step cargo +nightly miri setup
+# Plain Stacked Borrows, as a user would run it.
+step timeout 900 cargo +nightly miri test
+# Strict provenance on every feature set (each lock backend: std mutex,
+# spin, critical-section), then Tree Borrows.
+step env MIRIFLAGS="-Zmiri-strict-provenance" timeout 900 cargo +nightly miri test --no-default-features
+step env MIRIFLAGS="-Zmiri-strict-provenance" timeout 900 cargo +nightly miri test --all-features
+step env MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-tree-borrows" timeout 900 cargo +nightly miri test
+
+echo; echo "verify: all green"

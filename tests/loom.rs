@@ -1,0 +1,292 @@
+//! loom models of the semaphore's concurrent protocol.
+//!
+//! Run with (`.ci/verify.sh` does):
+//!
+//! ```text
+//! RUSTFLAGS="--cfg loom -C debug-assertions" cargo test --release --test loom
+//! ```
+//!
+//! Under `--cfg loom` the crate's atomics, node cells and queue lock are
+//! loom's (`src/sync.rs`, `src/lock.rs`) and the wake batch holds one waker, so
+//! its refill path is explored too. Each model runs 2-3 threads; a lost wake-up
+//! shows up as a loom deadlock (`loom::future::block_on` parks until woken).
+//!
+//! Preemption bounds: most models are explored with at most [`PREEMPTIONS`]
+//! (4) preemptions, since exploring them fully takes minutes to hours (tokio
+//! uses 2 for its semaphore models); each model's doc says its bound.
+//! Two small models are explored exhaustively (no bound), and the largest,
+//! `close_races_waiters_and_release`, with 3. Setting `LOOM_MAX_PREEMPTIONS`
+//! overrides all of them. Together they take about 30 s on 2 cores.
+#![cfg(loom)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures::task::noop_waker_ref;
+use loom::cell::UnsafeCell;
+use loom::future::block_on;
+use loom::sync::atomic::AtomicUsize;
+use loom::sync::atomic::Ordering::Relaxed;
+use loom::thread;
+use permits::{AcquireError, Semaphore, TryAcquireError};
+use std::sync::Arc;
+
+/// Default preemption bound (see the module docs).
+const PREEMPTIONS: usize = 4;
+
+/// Explores `f` with at most `bound` preemptions (`None`: every
+/// interleaving), unless `LOOM_MAX_PREEMPTIONS` says otherwise.
+fn model_bounded(bound: Option<usize>, f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if std::env::var_os("LOOM_MAX_PREEMPTIONS").is_none() {
+        builder.preemption_bound = bound;
+    }
+    builder.check(f);
+}
+
+/// Explores `f` with at most [`PREEMPTIONS`] preemptions.
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    model_bounded(Some(PREEMPTIONS), f);
+}
+
+/// Polls `fut` once with a waker that does nothing.
+fn poll_once<F: Future + ?Sized>(fut: Pin<&mut F>) -> Poll<F::Output> {
+    fut.poll(&mut Context::from_waker(noop_waker_ref()))
+}
+
+/// Every permit is back and nobody waits.
+fn assert_idle(sem: &Semaphore, permits: usize) {
+    assert_eq!(sem.available_permits(), permits);
+    assert_eq!(sem.waiters(), 0);
+}
+
+/// 1. Two threads acquire and release a semaphore of one, twice each: never
+///    two holders at once, and the permit is back at the end. Each holder
+///    also writes a plain (loom-tracked) cell: loom reports a data race if a
+///    release does not happen-before the next acquire (the documented memory
+///    ordering).
+///
+/// Preemption bound 4 (unbounded does not finish in minutes).
+#[test]
+fn acquire_release_race() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        let holders = Arc::new(AtomicUsize::new(0));
+        // loom's cell is shared on purpose: the permit is what guards it.
+        #[allow(clippy::arc_with_non_send_sync)]
+        let data = Arc::new(UnsafeCell::new(0_usize));
+        let worker =
+            |sem: Arc<Semaphore>, holders: Arc<AtomicUsize>, data: Arc<UnsafeCell<usize>>| {
+                move || {
+                    for _ in 0..2 {
+                        let permit = block_on(sem.acquire()).unwrap();
+                        // Relaxed: the counter itself must not order `data`.
+                        assert_eq!(holders.fetch_add(1, Relaxed), 0, "two holders");
+                        // SAFETY: the one permit gives exclusive access to
+                        // `data`; loom checks exactly that.
+                        data.with_mut(|p| unsafe { *p += 1 });
+                        holders.fetch_sub(1, Relaxed);
+                        drop(permit);
+                    }
+                }
+            };
+        let t = thread::spawn(worker(sem.clone(), holders.clone(), data.clone()));
+        worker(sem.clone(), holders, data.clone())();
+        t.join().unwrap();
+        assert_idle(&sem, 1);
+        // SAFETY: both workers are done.
+        assert_eq!(data.with(|p| unsafe { *p }), 4);
+    });
+}
+
+/// 2. A waiter is woken by a release on another thread: no lost wake-up (a
+///    lost one would leave `block_on` parked: loom reports a deadlock).
+///
+/// Explored exhaustively (no preemption bound).
+#[test]
+fn release_wakes_waiter() {
+    model_bounded(None, || {
+        let sem = Arc::new(Semaphore::new(1));
+        let permit = sem.try_acquire().unwrap();
+        let s = sem.clone();
+        let t = thread::spawn(move || {
+            let p = block_on(s.acquire()).unwrap();
+            assert_eq!(p.num_permits(), 1);
+        });
+        drop(permit);
+        t.join().unwrap();
+        assert_idle(&sem, 1);
+    });
+}
+
+/// 2b. One `add_permits(2)` serves two waiters on two threads; with the loom
+///     wake batch of one, the releaser wakes, re-locks and serves again.
+///
+/// Preemption bound 4 (about 20 s).
+#[test]
+fn add_permits_wakes_two_waiters() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(0));
+        let waiter = |sem: Arc<Semaphore>| {
+            move || {
+                let p = block_on(sem.acquire()).unwrap();
+                assert_eq!(p.num_permits(), 1);
+                p.forget();
+            }
+        };
+        let t1 = thread::spawn(waiter(sem.clone()));
+        let t2 = thread::spawn(waiter(sem.clone()));
+        sem.add_permits(2);
+        t1.join().unwrap();
+        t2.join().unwrap();
+        assert_idle(&sem, 0);
+    });
+}
+
+/// 3. A queued acquire is dropped on one thread while another releases a
+///    permit to it: the permit is not lost, it reaches the next waiter, and
+///    all permits are back at the end. The dropped acquire asks for two, so
+///    the release may hand it one (a partial fill) that it must give back.
+///
+/// Preemption bound 4 (the default).
+#[test]
+fn cancel_races_hand_off() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let kept = sem.try_acquire().unwrap();
+        let permit = sem.clone().try_acquire_owned().unwrap();
+        // Queue two acquires in order: `first` will be cancelled, `second`
+        // must end up with the released permit.
+        let mut first = Box::pin(sem.clone().acquire_many_owned(2));
+        assert!(poll_once(first.as_mut()).is_pending());
+        let mut second = Box::pin(sem.clone().acquire_owned());
+        assert!(poll_once(second.as_mut()).is_pending());
+        assert_eq!(sem.waiters(), 2);
+
+        let canceller = thread::spawn(move || drop(first));
+        let releaser = thread::spawn(move || drop(permit));
+        let got = block_on(second).unwrap();
+        assert_eq!(got.num_permits(), 1);
+        canceller.join().unwrap();
+        releaser.join().unwrap();
+        assert_eq!(sem.available_permits(), 0);
+        drop((got, kept));
+        assert_idle(&sem, 2);
+    });
+}
+
+/// 4. An `acquire_many(2)` at the head is filled by two concurrent releases,
+///    and a later `acquire(1)` does not get any of them first.
+///
+/// Preemption bound 4 (unbounded does not finish in minutes).
+#[test]
+fn acquire_many_filled_by_two_releases() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(2));
+        let p1 = sem.clone().try_acquire_owned().unwrap();
+        let p2 = sem.clone().try_acquire_owned().unwrap();
+        let mut many = Box::pin(sem.acquire_many(2));
+        assert!(poll_once(many.as_mut()).is_pending());
+        let mut one = Box::pin(sem.acquire());
+        assert!(poll_once(one.as_mut()).is_pending());
+
+        let t1 = thread::spawn(move || drop(p1));
+        let t2 = thread::spawn(move || drop(p2));
+        let got = block_on(many).unwrap();
+        assert_eq!(got.num_permits(), 2);
+        t1.join().unwrap();
+        t2.join().unwrap();
+        // The head took both; the later, smaller acquire still waits.
+        assert!(poll_once(one.as_mut()).is_pending());
+        assert_eq!(sem.available_permits(), 0);
+        drop(got);
+        let p = block_on(one).unwrap();
+        assert_eq!(sem.available_permits(), 1);
+        drop(p);
+        assert_idle(&sem, 2);
+    });
+}
+
+/// 5. `close` races queued acquires and a release: every waiter resolves
+///    (none hangs), and every permit is back at the end.
+///
+/// Preemption bound 3: with 4 this model (three threads, close, a release
+/// and two waiters) takes about 90 s alone.
+#[test]
+fn close_races_waiters_and_release() {
+    model_bounded(Some(3), || {
+        let sem = Arc::new(Semaphore::new(1));
+        let permit = sem.clone().try_acquire_owned().unwrap();
+        let s = sem.clone();
+        // Can never be served (only one permit exists): it must see `Closed`.
+        let big = thread::spawn(move || block_on(s.acquire_many(2)).map(|_| ()));
+        let s = sem.clone();
+        // May get the permit before the close, or `Closed`.
+        let small = thread::spawn(move || block_on(s.acquire()).map(drop));
+        drop(permit);
+        sem.close();
+        assert_eq!(big.join().unwrap(), Err(AcquireError::Closed));
+        let small = small.join().unwrap();
+        assert!(matches!(small, Ok(()) | Err(AcquireError::Closed)));
+        assert!(sem.is_closed());
+        assert_idle(&sem, 1);
+        assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Closed);
+    });
+}
+
+/// 6. `try_acquire` races a release to a queued waiter: it never takes the
+///    permit past the head of the queue.
+///
+/// Preemption bound 4 (unbounded takes over a minute).
+#[test]
+fn try_acquire_does_not_barge() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        let permit = sem.clone().try_acquire_owned().unwrap();
+        let mut queued = Box::pin(sem.clone().acquire_owned());
+        assert!(poll_once(queued.as_mut()).is_pending());
+
+        let releaser = thread::spawn(move || drop(permit));
+        let s = sem.clone();
+        let barger = thread::spawn(move || {
+            for _ in 0..2 {
+                assert_eq!(
+                    s.try_acquire().unwrap_err(),
+                    TryAcquireError::NoPermits,
+                    "try_acquire took a permit past a queued waiter"
+                );
+            }
+        });
+        let got = block_on(queued).unwrap();
+        releaser.join().unwrap();
+        barger.join().unwrap();
+        drop(got);
+        assert_idle(&sem, 1);
+    });
+}
+
+/// 7. `add_permits` and `forget_permits` race an acquire (whose permit is then
+///    forgotten): the count at the end is exactly what was added minus what was
+///    forgotten, and the waiter is served.
+///
+/// Explored exhaustively (no preemption bound).
+#[test]
+fn add_and_forget_race_acquire() {
+    model_bounded(None, || {
+        let sem = Arc::new(Semaphore::new(0));
+        let s = sem.clone();
+        let waiter = thread::spawn(move || block_on(s.acquire()).unwrap().forget());
+        let s = sem.clone();
+        let adder = thread::spawn(move || s.add_permits(2));
+        let forgotten = sem.forget_permits(1);
+        assert!(forgotten <= 1);
+        waiter.join().unwrap();
+        adder.join().unwrap();
+        assert_idle(&sem, 1 - forgotten);
+        // The semaphore's own count of permits agrees: topping up to the
+        // maximum is accepted.
+        sem.add_permits(Semaphore::MAX_PERMITS - (1 - forgotten));
+        assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+    });
+}
