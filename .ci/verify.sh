@@ -27,12 +27,18 @@ if ! rustup toolchain list | grep -q '^nightly'; then
 fi
 step rustup component add --toolchain nightly miri rust-src
 step cargo +nightly miri setup
-# Plain Stacked Borrows, as a user would run it.
-step timeout 900 cargo +nightly miri test
-# Strict provenance on every feature set (each lock backend: std mutex,
-# spin, critical-section), then Tree Borrows.
-step env MIRIFLAGS="-Zmiri-strict-provenance" timeout 900 cargo +nightly miri test --no-default-features
-step env MIRIFLAGS="-Zmiri-strict-provenance" timeout 900 cargo +nightly miri test --all-features
-step env MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-tree-borrows" timeout 900 cargo +nightly miri test
+# Plain Stacked Borrows, as a user would run it: unit, integration and doc
+# tests. Tests that need real OS threads or I/O are scaled down under
+# cfg(miri) in the test files themselves.
+step timeout 1200 cargo +nightly miri test
+# Strict provenance with Tree Borrows, then on the other feature sets (the
+# spin and critical-section lock backends); doc tests ran above, so only
+# the unit and integration tests here.
+step env MIRIFLAGS="-Zmiri-strict-provenance -Zmiri-tree-borrows" \
+    timeout 900 cargo +nightly miri test --lib --tests
+step env MIRIFLAGS="-Zmiri-strict-provenance" \
+    timeout 900 cargo +nightly miri test --lib --tests --no-default-features
+step env MIRIFLAGS="-Zmiri-strict-provenance" \
+    timeout 900 cargo +nightly miri test --lib --tests --all-features
 
 echo; echo "verify: all green"
