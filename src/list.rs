@@ -38,7 +38,7 @@ use core::ptr::NonNull;
 use core::task::Waker;
 
 use crate::sync::Ordering::{Acquire, Relaxed, Release};
-use crate::sync::{AtomicU8, UnsafeCell};
+use crate::sync::{const_fn_unless_loom, AtomicU8, UnsafeCell};
 
 /// A waiter's place in the queue. Owned (and pinned) by the waiting future.
 #[derive(Debug)]
@@ -99,21 +99,13 @@ impl NodeData {
 }
 
 impl Node {
-    #[cfg(not(loom))]
-    pub(crate) const fn new(needed: usize) -> Self {
-        Self {
-            data: UnsafeCell::new(NodeData::new(needed)),
-            state: AtomicU8::new(IDLE),
-            _pinned: PhantomPinned,
-        }
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn new(needed: usize) -> Self {
-        Self {
-            data: UnsafeCell::new(NodeData::new(needed)),
-            state: AtomicU8::new(IDLE),
-            _pinned: PhantomPinned,
+    const_fn_unless_loom! {
+        pub(crate) fn new(needed: usize) -> Self {
+            Self {
+                data: UnsafeCell::new(NodeData::new(needed)),
+                state: AtomicU8::new(IDLE),
+                _pinned: PhantomPinned,
+            }
         }
     }
 

@@ -22,6 +22,8 @@
 #[cfg(all(not(loom), feature = "critical-section"))]
 use core::cell::RefCell;
 
+use crate::sync::const_fn_unless_loom;
+
 /// A mutual-exclusion lock over `T`, entered with [`Lock::with`].
 #[derive(Debug)]
 pub(crate) struct Lock<T> {
@@ -36,22 +38,18 @@ pub(crate) struct Lock<T> {
 }
 
 impl<T> Lock<T> {
-    #[cfg(loom)]
-    pub(crate) fn new(value: T) -> Self {
-        Self {
-            inner: loom::sync::Mutex::new(value),
-        }
-    }
-
-    #[cfg(not(loom))]
-    pub(crate) const fn new(value: T) -> Self {
-        Self {
-            #[cfg(feature = "critical-section")]
-            inner: critical_section::Mutex::new(RefCell::new(value)),
-            #[cfg(all(not(feature = "critical-section"), feature = "std"))]
-            inner: std::sync::Mutex::new(value),
-            #[cfg(all(not(feature = "critical-section"), not(feature = "std")))]
-            inner: spin::Mutex::new(value),
+    const_fn_unless_loom! {
+        pub(crate) fn new(value: T) -> Self {
+            Self {
+                #[cfg(loom)]
+                inner: loom::sync::Mutex::new(value),
+                #[cfg(all(not(loom), feature = "critical-section"))]
+                inner: critical_section::Mutex::new(RefCell::new(value)),
+                #[cfg(all(not(loom), not(feature = "critical-section"), feature = "std"))]
+                inner: std::sync::Mutex::new(value),
+                #[cfg(all(not(loom), not(feature = "critical-section"), not(feature = "std")))]
+                inner: spin::Mutex::new(value),
+            }
         }
     }
 

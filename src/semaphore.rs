@@ -6,6 +6,7 @@ use core::future::IntoFuture;
 use crate::list::WaitList;
 use crate::lock::Lock;
 use crate::state::{State, Take, MAX_PERMITS};
+use crate::sync::const_fn_unless_loom;
 use crate::wake_batch::WakeBatch;
 use crate::{Acquire, Permit, Run, TryAcquireError};
 
@@ -89,40 +90,25 @@ impl Semaphore {
     /// `u32::MAX` on 64-bit targets and `u16::MAX` on 32-bit ones.
     pub const MAX_PERMITS: usize = MAX_PERMITS;
 
-    /// Creates a semaphore with `permits` permits. A `const fn`, so a
-    /// semaphore can be a `static`.
-    ///
-    /// # Panics
-    ///
-    /// If `permits > Semaphore::MAX_PERMITS` (at compile time in a `static`).
-    #[cfg(not(loom))]
-    pub const fn new(permits: usize) -> Self {
-        assert!(
-            permits <= MAX_PERMITS,
-            "Semaphore::new: more than MAX_PERMITS permits"
-        );
-        Self {
-            state: State::new(permits),
-            queue: Lock::new(Queue {
-                list: WaitList::new(),
-                total: permits,
-            }),
-        }
-    }
-
-    /// Creates a semaphore with `permits` permits (loom build: not `const`).
-    #[cfg(loom)]
-    pub fn new(permits: usize) -> Self {
-        assert!(
-            permits <= MAX_PERMITS,
-            "Semaphore::new: more than MAX_PERMITS permits"
-        );
-        Self {
-            state: State::new(permits),
-            queue: Lock::new(Queue {
-                list: WaitList::new(),
-                total: permits,
-            }),
+    const_fn_unless_loom! {
+        /// Creates a semaphore with `permits` permits. A `const fn`, so a
+        /// semaphore can be a `static` (not `const` in loom builds only).
+        ///
+        /// # Panics
+        ///
+        /// If `permits > Semaphore::MAX_PERMITS` (at compile time in a `static`).
+        pub fn new(permits: usize) -> Self {
+            assert!(
+                permits <= MAX_PERMITS,
+                "Semaphore::new: more than MAX_PERMITS permits"
+            );
+            Self {
+                state: State::new(permits),
+                queue: Lock::new(Queue {
+                    list: WaitList::new(),
+                    total: permits,
+                }),
+            }
         }
     }
 

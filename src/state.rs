@@ -13,7 +13,7 @@
 //! - `CLOSED`: set once by `close`, never cleared. A separate bit, so no
 //!   arithmetic on the count can ever reopen the semaphore (tokio#8020).
 
-use crate::sync::{AtomicUsize, Ordering::*};
+use crate::sync::{const_fn_unless_loom, AtomicUsize, Ordering::*};
 
 const CLOSED: usize = 0b01;
 const QUEUED: usize = 0b10;
@@ -46,14 +46,10 @@ pub(crate) enum Take {
 pub(crate) struct State(AtomicUsize);
 
 impl State {
-    #[cfg(not(loom))]
-    pub(crate) const fn new(permits: usize) -> Self {
-        Self(AtomicUsize::new(permits << SHIFT))
-    }
-
-    #[cfg(loom)]
-    pub(crate) fn new(permits: usize) -> Self {
-        Self(AtomicUsize::new(permits << SHIFT))
+    const_fn_unless_loom! {
+        pub(crate) fn new(permits: usize) -> Self {
+            Self(AtomicUsize::new(permits << SHIFT))
+        }
     }
 
     pub(crate) fn free(&self) -> usize {

@@ -114,3 +114,19 @@ mod cs_atomic {
         }
     }
 }
+
+/// Defines a constructor as a `const fn` (so a `static Semaphore` works),
+/// except under loom, whose types have no `const` constructors: one body for
+/// both builds.
+macro_rules! const_fn_unless_loom {
+    ($(#[$attr:meta])* $vis:vis fn $name:ident($($arg:ident: $ty:ty),* $(,)?) -> Self $body:block) => {
+        #[cfg(not(loom))]
+        $(#[$attr])*
+        $vis const fn $name($($arg: $ty),*) -> Self $body
+
+        #[cfg(loom)]
+        $(#[$attr])*
+        $vis fn $name($($arg: $ty),*) -> Self $body
+    };
+}
+pub(crate) use const_fn_unless_loom;
