@@ -15,6 +15,9 @@ use futures::executor::block_on;
 use futures::stream::{self, Stream, StreamExt};
 use permits::{AcquireError, Progress, Semaphore};
 
+/// Items in the long runs: Miri interprets some 1000x slower, so fewer there.
+const LONG: usize = if cfg!(miri) { 200 } else { 10_000 };
+
 // ---------------------------------------------------------------------------
 // Helpers
 
@@ -169,7 +172,7 @@ fn an_item_is_pulled_only_with_its_permit() {
     let live = Live::default();
     let pulled = Cell::new(0);
     let source = Counted {
-        inner: 0..10_000,
+        inner: 0..LONG,
         pulled: &pulled,
     };
     let mut s = pin!(sem.run_all(source, |i| {
@@ -184,7 +187,6 @@ fn an_item_is_pulled_only_with_its_permit() {
         r.unwrap();
         n += 1;
         // Pulled = yielded + running (completion order parks nothing).
-        // Pulled = yielded + running (completion order parks nothing).
         assert_eq!(pulled.get(), n + live.now.get());
         assert!(live.now.get() <= 3);
         // Every permit is free, held by a running item, or handed to the
@@ -192,7 +194,7 @@ fn an_item_is_pulled_only_with_its_permit() {
         let accounted = sem.available_permits() + live.now.get();
         assert!(accounted == 3 || accounted == 2, "{accounted}");
     }
-    assert_eq!(n, 10_000);
+    assert_eq!(n, LONG);
     assert_eq!(live.max.get(), 3);
 }
 
@@ -202,7 +204,7 @@ fn steady_state_allocates_nothing_per_item() {
     let sem = Semaphore::new(16);
     let live = Live::default();
     block_on(async {
-        let mut s = pin!(sem.run_all(0..100_000, |i| work(&live, i, 3)));
+        let mut s = pin!(sem.run_all(0..10 * LONG, |i| work(&live, i, 3)));
         // Warm up: every slot has been made.
         for _ in 0..1_000 {
             s.next().await.unwrap().unwrap();
@@ -213,7 +215,7 @@ fn steady_state_allocates_nothing_per_item() {
             r.unwrap();
             n += 1;
         }
-        assert_eq!(n, 99_000);
+        assert_eq!(n, 10 * LONG - 1_000);
         assert_eq!(allocs() - before, 0, "allocations after warm-up");
     });
     assert_eq!(live.max.get(), 16);
@@ -227,9 +229,9 @@ fn slots_are_made_only_up_to_the_concurrency_reached() {
     let live = Live::default();
     block_on(async {
         let before = allocs();
-        let s = sem.run_all(0..10_000, |i| work(&live, i, 0)).limit(8);
+        let s = sem.run_all(0..LONG, |i| work(&live, i, 0)).limit(8);
         let n = s.count().await;
-        assert_eq!(n, 10_000);
+        assert_eq!(n, LONG);
         // Trivial items finish on their first poll: one slot (one box and
         // the free list) is all that is ever needed.
         assert!(allocs() - before <= 4, "{} allocations", allocs() - before);
@@ -739,13 +741,13 @@ fn fixed_variant_never_allocates() {
     let live = Live::default();
     block_on(async {
         let before = allocs();
-        let s = SEM.run_all_fixed::<4, _, _, _>(0..10_000, |i| work(&live, i, 1 + i % 3));
+        let s = SEM.run_all_fixed::<4, _, _, _>(0..LONG, |i| work(&live, i, 1 + i % 3));
         let mut s = pin!(s);
         let mut sum = 0;
         while let Some(r) = s.next().await {
             sum += r.unwrap();
         }
-        assert_eq!(sum, (0..10_000).sum::<usize>());
+        assert_eq!(sum, (0..LONG).sum::<usize>());
         assert_eq!(allocs() - before, 0);
     });
     assert_eq!(live.max.get(), 4, "N caps it below the 8 permits");
