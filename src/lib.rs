@@ -2,6 +2,9 @@
 #![no_std]
 #![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
+// Docs of the allocation-free items link to their `alloc` counterparts
+// (`run_all`, `RunAll`), which a no-`alloc` build does not have.
+#![cfg_attr(not(feature = "alloc"), allow(rustdoc::broken_intra_doc_links))]
 
 #[cfg(all(not(target_has_atomic = "ptr"), not(feature = "critical-section")))]
 compile_error!(
