@@ -16,25 +16,49 @@ use crate::{AcquireError, Semaphore};
 pin_project! {
     /// Acquire, then run `F` holding the permits, then give them back.
     struct Runner<S: Deref<Target = Semaphore>, F> {
-        #[pin]
-        waiter: Waiter<S>,
-        // Declared before `held`, so a `Run` dropped while `fut` is pending
+        // Declared before `stage`, so a `Run` dropped while `fut` is pending
         // drops `fut` (and runs its cleanup) while still holding the permits.
         #[pin]
         fut: F,
-        // `Some` while `fut` runs between polls.
-        held: Option<Held<S>>,
-        finished: bool,
+        #[pin]
+        stage: Stage<S>,
+    }
+}
+
+pin_project! {
+    /// Where a `Runner` is. One enum rather than a waiter next to an optional
+    /// permit, so a `Run` is no bigger than its acquire plus a tag.
+    #[project = StageProj]
+    enum Stage<S: Deref<Target = Semaphore>> {
+        Acquiring { #[pin] waiter: Waiter<S> },
+        Running { held: Held<S> },
+        Done,
+    }
+}
+
+/// Ends the stage when dropped: on a panic in `fut`, gives the permits back
+/// during the unwind. Forgotten when `fut` is merely pending.
+struct DoneOnDrop<'a, S: Deref<Target = Semaphore>>(Pin<&'a mut Stage<S>>);
+
+impl<S: Deref<Target = Semaphore>> Drop for DoneOnDrop<'_, S> {
+    fn drop(&mut self) {
+        self.0.set(Stage::Done);
+    }
+}
+
+impl<S: Deref<Target = Semaphore>, F> Runner<S, F> {
+    fn is_running(&self) -> bool {
+        matches!(self.stage, Stage::Running { .. })
     }
 }
 
 impl<S: Deref<Target = Semaphore>, F: Future> Runner<S, F> {
     fn new(sem: S, n: usize, fut: F) -> Self {
         Self {
-            waiter: Waiter::new(sem, n),
-            held: None,
-            finished: false,
             fut,
+            stage: Stage::Acquiring {
+                waiter: Waiter::new(sem, n),
+            },
         }
     }
 
@@ -42,30 +66,28 @@ impl<S: Deref<Target = Semaphore>, F: Future> Runner<S, F> {
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Result<F::Output, AcquireError>> {
-        let this = self.project();
-        assert!(!*this.finished, "run future polled after completion");
-        let held = match this.held.take() {
-            Some(held) => held,
-            None => match ready!(this.waiter.poll_acquire(cx)) {
-                Ok((sem, n)) => Held::new(sem, n),
+        let mut this = self.project();
+        match this.stage.as_mut().project() {
+            StageProj::Acquiring { waiter } => match ready!(waiter.poll_acquire(cx)) {
+                Ok((sem, n)) => this.stage.set(Stage::Running {
+                    held: Held::new(sem, n),
+                }),
                 Err(err) => {
-                    *this.finished = true;
+                    this.stage.set(Stage::Done);
                     return Poll::Ready(Err(err));
                 }
             },
-        };
-        // The permits live in this frame while `fut` is polled: if it panics,
-        // unwinding drops `held` and gives them back right away. `finished`
-        // stays set, so a poll after such a panic is refused.
-        *this.finished = true;
+            StageProj::Running { .. } => {}
+            StageProj::Done => panic!("run future polled after completion"),
+        }
+        let guard = DoneOnDrop(this.stage);
         match this.fut.poll(cx) {
             Poll::Ready(output) => {
-                drop(held);
+                drop(guard); // gives the permits back
                 Poll::Ready(Ok(output))
             }
             Poll::Pending => {
-                *this.finished = false;
-                *this.held = Some(held);
+                core::mem::forget(guard); // still running: keep them
                 Poll::Pending
             }
         }
@@ -104,7 +126,7 @@ impl<F: Future> Future for Run<'_, F> {
 impl<F> fmt::Debug for Run<'_, F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Run")
-            .field("running", &self.inner.held.is_some())
+            .field("running", &self.inner.is_running())
             .finish_non_exhaustive()
     }
 }
@@ -147,7 +169,7 @@ mod owned {
     impl<F> fmt::Debug for RunOwned<F> {
         fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
             f.debug_struct("RunOwned")
-                .field("running", &self.inner.held.is_some())
+                .field("running", &self.inner.is_running())
                 .finish_non_exhaustive()
         }
     }
