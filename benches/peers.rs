@@ -304,47 +304,35 @@ const FAIR_SMALL: usize = 64;
 /// Queue capacity for the backlog workload (up to 1,000,000 waiters).
 const FAIR_BIG: usize = 1 << 20;
 
-impl<const N: usize> Sem for EmbassyFair<N> {
-    const NAME: &'static str = "embassy-fair";
-    type Guard<'a> = SemaphoreReleaser<'a, Self>;
-    fn new(permits: usize) -> Self {
-        FairSemaphore::new(permits)
-    }
-    fn try_one(&self) -> Option<Self::Guard<'_>> {
-        self.try_acquire(1)
-    }
-    fn poll_acquire_once<'a>(&'a self, cx: &mut Context<'_>) -> Option<Self::Guard<'a>> {
-        poll_native(self.acquire(1), cx).and_then(Result::ok)
-    }
-    fn acquire_future_size(&self) -> usize {
-        size_of_val(&self.acquire(1))
-    }
-    fn acq(&self) -> impl Future<Output = Self::Guard<'_>> + Send + '_ {
-        self.acquire(1).map(Result::unwrap)
-    }
+/// `Sem` for an embassy-sync semaphore type: fair and greedy share one API.
+macro_rules! embassy_sem {
+    ($ty:ty, $name:literal $(, const $n:ident)?) => {
+        impl$(<const $n: usize>)? Sem for $ty {
+            const NAME: &'static str = $name;
+            type Guard<'a> = SemaphoreReleaser<'a, Self>;
+            fn new(permits: usize) -> Self {
+                <$ty>::new(permits)
+            }
+            fn try_one(&self) -> Option<Self::Guard<'_>> {
+                self.try_acquire(1)
+            }
+            fn poll_acquire_once<'a>(&'a self, cx: &mut Context<'_>) -> Option<Self::Guard<'a>> {
+                poll_native(self.acquire(1), cx).and_then(Result::ok)
+            }
+            fn acquire_future_size(&self) -> usize {
+                size_of_val(&self.acquire(1))
+            }
+            fn acq(&self) -> impl Future<Output = Self::Guard<'_>> + Send + '_ {
+                self.acquire(1).map(Result::unwrap)
+            }
+        }
+    };
 }
+
+embassy_sem!(EmbassyFair<N>, "embassy-fair", const N);
 
 type EmbassyGreedy = GreedySemaphore<CriticalSectionRawMutex>;
-
-impl Sem for EmbassyGreedy {
-    const NAME: &'static str = "embassy-greedy";
-    type Guard<'a> = SemaphoreReleaser<'a, Self>;
-    fn new(permits: usize) -> Self {
-        GreedySemaphore::new(permits)
-    }
-    fn try_one(&self) -> Option<Self::Guard<'_>> {
-        self.try_acquire(1)
-    }
-    fn poll_acquire_once<'a>(&'a self, cx: &mut Context<'_>) -> Option<Self::Guard<'a>> {
-        poll_native(self.acquire(1), cx).and_then(Result::ok)
-    }
-    fn acquire_future_size(&self) -> usize {
-        size_of_val(&self.acquire(1))
-    }
-    fn acq(&self) -> impl Future<Output = Self::Guard<'_>> + Send + '_ {
-        self.acquire(1).map(Result::unwrap)
-    }
-}
+embassy_sem!(EmbassyGreedy, "embassy-greedy");
 
 const IMPLS: [&str; 8] = [
     "permits",

@@ -265,10 +265,9 @@ impl WaitList {
     /// the node afterwards: its owner may drop it at once.
     pub(crate) fn pop_front<R>(&mut self, f: impl FnOnce(&mut NodeData) -> R) -> Option<R> {
         let head = self.head?;
-        // SAFETY: the head is linked in this list and `&mut self` means the
-        // lock is held. After unlinking, the node is still alive until the
-        // `RELEASED` store: its owner must take this lock before it can drop
-        // a node it has not seen released (invariants 3 and 6).
+        // SAFETY: the head is linked here and `&mut self` means the lock is
+        // held; until the `RELEASED` store the owner cannot drop the node
+        // without this lock (invariants 3 and 6), so it is alive throughout.
         unsafe {
             self.unlink(head);
             let out = data_of(head, f);

@@ -47,9 +47,7 @@ pub(crate) fn index<T, const N: usize>(array: Pin<&mut [T; N]>, i: usize) -> Pin
 pub(crate) fn fixed_engine<'s, 'a, St, F, Fut: IntoFuture, const N: usize>(
     stream: Pin<&'s mut RunAllFixed<'a, St, F, Fut, N>>,
 ) -> Pin<&'s mut FixedEngine<'a, St, F, Fut, N>> {
-    // SAFETY: `inner` is `RunAllFixed`'s only field and is structurally
-    // pinned: `RunAllFixed` has no `Drop` impl and no manual `Unpin` impl (it
-    // is `Unpin` only if the engine is), and nothing moves `inner` out of a
-    // pinned `RunAllFixed` (this is its only projection).
+    // SAFETY: `inner` is structurally pinned: `RunAllFixed` has no `Drop` and
+    // no manual `Unpin` impl, and this, its only projection, never moves it.
     unsafe { stream.map_unchecked_mut(|s| &mut s.inner) }
 }
