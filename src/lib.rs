@@ -23,7 +23,6 @@ mod error;
 mod list;
 mod lock;
 mod permit;
-mod pin_array;
 mod run;
 mod semaphore;
 mod state;
@@ -39,7 +38,9 @@ pub use acquire::Acquire;
 pub use acquire::AcquireOwned;
 #[cfg(feature = "alloc")]
 pub use backlog::RunAll;
-pub use backlog::{IterStream, Progress, RunAllFixed};
+#[cfg(feature = "alloc")]
+pub use backlog::RunWith;
+pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "alloc")]
 pub use permit::OwnedPermit;
