@@ -153,6 +153,12 @@ impl State {
         }
     }
 
+    /// Whether acquires are queued (a snapshot, for heuristics: the backlog
+    /// gate queues only if others do).
+    pub(crate) fn is_queued(&self) -> bool {
+        self.0.load(Acquire) & QUEUED != 0
+    }
+
     /// Marks the queue non-empty. Lock held.
     pub(crate) fn set_queued(&self) {
         self.0.fetch_or(QUEUED, AcqRel);

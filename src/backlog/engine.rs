@@ -195,23 +195,11 @@ where
         if let Some(out) = this.pop_ready() {
             return Poll::Ready(Some(Ok(out)));
         }
-        // Per-slot wakers: whether this call took a snapshot of the woken
-        // slots (after which any wake-up wakes this task again).
-        let mut looked = false;
-        if let Some(out) = this.poll_running(cx, &mut looked) {
+        if let Some(out) = this.poll_running(cx) {
             return Poll::Ready(Some(Ok(out)));
         }
         if let Some(out) = this.fill(cx) {
             return Poll::Ready(Some(Ok(out)));
-        }
-        if !S::SWEEPS && !looked && *this.running > 0 {
-            // No snapshot in this call, so wake-ups since the last one may be
-            // waiting behind the `woken` flag (which keeps later wake-ups
-            // from waking us): take them now, and come back for them.
-            this.slots.as_mut().snapshot(cx);
-            if this.slots.has_woken() {
-                cx.waker().wake_by_ref();
-            }
         }
         if let Some(out) = this.pop_ready() {
             return Poll::Ready(Some(Ok(out)));
@@ -219,6 +207,11 @@ where
         if *this.running == 0 && *this.buffered == 0 && *this.phase != Phase::Open {
             *this.finished = true;
             return Poll::Ready(this.error.take().map(Err));
+        }
+        let want_gate = *this.phase == Phase::Open && this.has_room();
+        if this.slots.as_mut().sleep(cx, *this.running > 0, want_gate) {
+            // Woken while we were busy: come back for it.
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
@@ -257,25 +250,29 @@ where
     /// wakers) or all of them (a sweep). In completion order, returns the
     /// first output found (nothing is parked, so the slots never outnumber
     /// the permits held); in order, parks every output in its slot.
-    fn poll_running(&mut self, cx: &mut Context<'_>, looked: &mut bool) -> Option<Output<Fut>> {
+    fn poll_running(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
         if S::SWEEPS {
             self.sweep(cx)
         } else {
-            self.poll_woken(cx, looked)
+            self.poll_woken(cx)
         }
+    }
+
+    /// Room for one more item.
+    fn has_room(&self) -> bool {
+        *self.running + *self.buffered < *self.limit
     }
 
     /// Polls each slot woken since the last look, at most once per call of
     /// `poll_next`: those left over from the previous call if any (it
-    /// returned early with an output), else those of a fresh snapshot.
-    fn poll_woken(&mut self, cx: &mut Context<'_>, looked: &mut bool) -> Option<Output<Fut>> {
+    /// returned early with an output), else those woken since.
+    fn poll_woken(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
         if !self.slots.has_woken() {
             if *self.running == 0 {
                 // Stale wake-ups of empty slots can wait.
                 return None;
             }
-            self.slots.as_mut().snapshot(cx);
-            *looked = true;
+            self.slots.as_mut().wake_up();
         }
         while let Some(i) = self.slots.as_mut().next_woken() {
             // A stale wake-up of an empty or finished slot polls nothing.
@@ -339,16 +336,22 @@ where
     /// Starts items while a slot is free and the gate admits them. Returns
     /// an output to yield at once if a new future finished on its first poll.
     fn fill(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
-        while *self.phase == Phase::Open && *self.running + *self.buffered < *self.limit {
-            let (item, permit) = match self.gate.as_mut().poll_admit(self.source.as_mut(), cx) {
-                Poll::Pending => return None,
-                Poll::Ready(Some(Ok(admitted))) => admitted,
-                Poll::Ready(Some(Err(e))) => {
+        while *self.phase == Phase::Open && self.has_room() {
+            let (gate, source) = (self.gate.as_mut(), self.source.as_mut());
+            let polled = self
+                .slots
+                .as_mut()
+                .poll_gate(cx, |cx| gate.poll_admit(source, cx));
+            let (item, permit) = match polled {
+                // `None`: the gate has not woken since it said `Pending`.
+                None | Some(Poll::Pending) => return None,
+                Some(Poll::Ready(Some(Ok(admitted)))) => admitted,
+                Some(Poll::Ready(Some(Err(e)))) => {
                     *self.phase = Phase::Failed;
                     *self.error = Some(e);
                     return None;
                 }
-                Poll::Ready(None) => {
+                Some(Poll::Ready(None)) => {
                     *self.phase = Phase::Drained;
                     return None;
                 }

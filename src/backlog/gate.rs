@@ -2,13 +2,13 @@
 //! [`SemaphoreGate`], the gate of [`Semaphore::run_all`] and friends.
 
 use core::pin::Pin;
-use core::task::{Context, Poll};
+use core::task::{Context, Poll, Waker};
 
 use futures_core::stream::Stream;
 use pin_project_lite::pin_project;
 
 use crate::waiter::Waiter;
-use crate::{AcquireError, Permit, Semaphore};
+use crate::{AcquireError, Permit, Semaphore, TryAcquireError};
 
 /// How the items of a backlog stream get their permits: the one part of
 /// [`RunWith`](super::RunWith) (and of [`Semaphore::run_all`], which is
@@ -132,9 +132,19 @@ pin_project! {
     /// is taken from the backlog only once it can run.
     ///
     /// While the backlog has nothing to give (`Pending`), the permit goes back
-    /// and the gate queues for one again when the backlog wakes it. Its
-    /// acquire joins the semaphore's FIFO queue like any other, one at a time,
-    /// so several streams and plain `acquire` callers take turns.
+    /// and the gate asks for one again when the backlog wakes it.
+    ///
+    /// # Turns
+    ///
+    /// When no permit is free, the gate joins the semaphore's FIFO queue like
+    /// any other acquire, one at a time, so several streams and plain
+    /// `acquire` callers take turns. One exception keeps a lone stream off
+    /// the queue's lock: while the gate's own items hold permits and nobody
+    /// is queued, it does not queue but waits for one of its items to finish
+    /// (whose permit is then free for whoever asks first, which is the gate
+    /// unless someone queued meanwhile, who then gets it). So a permit given
+    /// back by someone else while nobody is queued is picked up when the next
+    /// of the gate's items finishes, not at once.
     #[derive(Debug)]
     pub struct SemaphoreGate<'a> {
         sem: &'a Semaphore,
@@ -142,6 +152,14 @@ pin_project! {
         // success.
         #[pin]
         next: Waiter<&'a Semaphore>,
+        // Permits out to this gate's items (admitted, not yet settled).
+        out: usize,
+        // `next` is in the semaphore's queue (it returned `Pending`).
+        queued: bool,
+        // Waiting for an item to finish instead of queueing: woken by
+        // `settle`. The waker is kept for the next time.
+        waiting_for_own: bool,
+        own_waker: Option<Waker>,
     }
 }
 
@@ -151,6 +169,10 @@ impl<'a> SemaphoreGate<'a> {
         Self {
             sem,
             next: Waiter::new(sem, 1),
+            out: 0,
+            queued: false,
+            waiting_for_own: false,
+            own_waker: None,
         }
     }
 
@@ -170,24 +192,56 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(T, Permit<'a>), AcquireError>>> {
         let mut this = self.project();
-        let acquired = this.next.as_mut().poll_acquire(cx);
-        let (sem, n) = match acquired {
-            Poll::Pending => return Poll::Pending,
-            Poll::Ready(Ok(held)) => held,
-            Poll::Ready(Err(e)) => {
-                // Resolved: a fresh acquire, in case we are asked again.
-                this.next.set(Waiter::new(*this.sem, 1));
-                return Poll::Ready(Some(Err(e)));
+        let sem = *this.sem;
+        *this.waiting_for_own = false;
+        if !*this.queued {
+            match sem.try_acquire() {
+                Ok(permit) => return admit(backlog, cx, permit, this.out),
+                Err(TryAcquireError::NoPermits) if *this.out > 0 && !sem.state.is_queued() => {
+                    // Ours will come back: wait for one, off the queue.
+                    if !this
+                        .own_waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        *this.own_waker = Some(cx.waker().clone());
+                    }
+                    *this.waiting_for_own = true;
+                    return Poll::Pending;
+                }
+                Err(TryAcquireError::Closed) => {
+                    return Poll::Ready(Some(Err(AcquireError::Closed)))
+                }
+                // Others are queued, or none of ours is out to come back.
+                Err(_) => {}
+            }
+        }
+        let permit = match this.next.as_mut().poll_acquire(cx) {
+            Poll::Pending => {
+                *this.queued = true;
+                return Poll::Pending;
+            }
+            Poll::Ready(result) => {
+                *this.queued = false;
+                // Resolved: a fresh acquire for the next item.
+                this.next.set(Waiter::new(sem, 1));
+                match result {
+                    Ok((sem, n)) => Permit::new(sem, n),
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                }
             }
         };
-        this.next.set(Waiter::new(sem, 1));
-        let permit = Permit::new(sem, n);
-        match backlog.poll_next(cx) {
-            Poll::Ready(Some(item)) => Poll::Ready(Some(Ok((item, permit)))),
-            Poll::Ready(None) => Poll::Ready(None),
-            // The permit goes back (dropped here) while the backlog has
-            // nothing: it wakes us, and we queue for a permit again then.
-            Poll::Pending => Poll::Pending,
+        admit(backlog, cx, permit, this.out)
+    }
+    fn settle(self: Pin<&mut Self>, permit: Permit<'a>, _output: &O) {
+        let this = self.project();
+        *this.out -= 1;
+        // Given back first, so that it is free when we are polled.
+        drop(permit);
+        if core::mem::take(this.waiting_for_own) {
+            if let Some(w) = this.own_waker {
+                w.wake_by_ref();
+            }
         }
     }
 
@@ -195,5 +249,26 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         // Leave the queue if we were in it; a permit handed over goes back.
         let mut this = self.project();
         this.next.set(Waiter::new(*this.sem, 1));
+        *this.waiting_for_own = false;
+        *this.queued = false;
+    }
+}
+
+/// With a permit in hand: the next item of `backlog`, if it has one now.
+fn admit<'a, T, B: Stream<Item = T> + ?Sized>(
+    backlog: Pin<&mut B>,
+    cx: &mut Context<'_>,
+    permit: Permit<'a>,
+    out: &mut usize,
+) -> Poll<Option<Result<(T, Permit<'a>), AcquireError>>> {
+    match backlog.poll_next(cx) {
+        Poll::Ready(Some(item)) => {
+            *out += 1;
+            Poll::Ready(Some(Ok((item, permit))))
+        }
+        Poll::Ready(None) => Poll::Ready(None),
+        // The permit goes back (dropped here) while the backlog has nothing:
+        // it wakes us, and we ask for a permit again then.
+        Poll::Pending => Poll::Pending,
     }
 }

@@ -1,6 +1,7 @@
-//! Per-slot wake-ups of the heap backlog stream: a waker per slot that marks
+//! Per-slot wake-ups of the heap backlog streams: a waker per slot that marks
 //! its slot ready in a shared bitmap and wakes the stream's task, so a
-//! wake-up leads to polling the woken futures only.
+//! wake-up leads to polling the woken futures only; and one waker for the
+//! gate, so the stream polls its gate only when the gate asked for it.
 //!
 //! # Protocol
 //!
@@ -9,53 +10,74 @@
 //! slots are; a slot's waker holds what it needs by `Arc`, so it stays sound
 //! after the stream is gone (it then marks a bit nobody reads). The
 //! `summary` has bit `w % BITS` set when word `w` may have bits set (exact up
-//! to `BITS * BITS` slots, a hint shared by several words beyond).
+//! to `BITS * BITS` slots, a hint shared by several words beyond). The gate
+//! has a flag of its own, `gate`.
 //!
-//! A wake of slot `i`:
+//! `woken` is 1 while the stream's task is known to be coming (woken, or
+//! running the stream: "awake") and 0 once the stream went to sleep.
+//!
+//! A wake of slot `i` (the gate's: set `gate`, then step 3):
 //!
 //! 1. sets its bit (`fetch_or`); if it was set already, the wake that set it
 //!    does the rest, so stop;
 //! 2. sets its word's summary bit;
-//! 3. sets `woken`; if it was clear, takes the stream's waker and wakes it.
+//! 3. sets `woken`; if it was 0, takes the stream's waker and wakes it.
 //!
-//! The stream, before it polls woken futures ([`Ready::snapshot`]):
+//! The stream, while polled:
 //!
-//! 1. stores its task's waker (if not the same one already);
-//! 2. clears `woken`;
-//! 3. takes the summary, then each word it names (`fetch_and(0)`); the bits
-//!    taken are the slots to poll, in slot order.
+//! - *awake* ([`Ready::wake_up`]): sets `woken` (wake-ups from now on only
+//!   mark their bits), then takes the summary and each word it names
+//!   (`fetch_and(0)`); the bits taken are the slots to poll, in slot order.
+//! - *asleep* ([`Ready::sleep`], before it returns `Pending`): stores its
+//!   task's waker (if not the same one already), clears `woken`, then looks
+//!   at the summary and `gate` once more: if a wake-up came in while it was
+//!   awake, it wakes its own task to handle it.
 //!
 //! All read-modify-writes are `AcqRel`. A wake whose step 3 comes after the
-//! stream's step 2 sees `woken` clear and wakes the stream, whose waker is
-//! stored by then; one whose step 3 comes before it is read by step 2, so its
-//! steps 1 and 2 happen before step 3 and the stream sees its bit. Either way
-//! no wake-up is lost. A wake is "stale" if the slot's item finished and the
-//! slot took another: that costs one extra poll of the new item, which
-//! futures must tolerate anyway. `tests/loom.rs` model-checks this.
+//! clear in `sleep` sees 0 and wakes the stream, whose waker is stored by
+//! then; one whose step 3 comes before it is read by that clear, so its
+//! steps 1 and 2 happen before the look that follows and the stream sees its
+//! bits. Either way no wake-up is lost. A wake is "stale" if the slot's item
+//! finished and the slot took another: that costs one extra poll of the new
+//! item, which futures must tolerate anyway. `tests/loom.rs` model-checks
+//! this with wake-ups from other threads.
 
 use alloc::sync::Arc;
 use alloc::task::Wake;
 use alloc::vec::Vec;
-use core::task::{Context, Waker};
+use core::task::{Context, Poll, Waker};
 
 use crate::lock::Lock;
 use crate::sync::AtomicUsize;
-use crate::sync::Ordering::AcqRel;
+use crate::sync::Ordering::{AcqRel, Acquire};
 
 const BITS: usize = usize::BITS as usize;
 
-/// What every slot's waker shares: the stream's waker and the first word.
+/// What every waker of a stream shares.
 struct Shared {
-    /// The waker of the stream's task, taken by the first wake after a
-    /// snapshot. Never woken, cloned or dropped under the lock.
+    /// The waker of the stream's task, taken by the wake that finds the
+    /// stream asleep. Never woken, cloned or dropped under the lock.
     task: Lock<Option<Waker>>,
-    /// 1 once a wake has woken (or is waking) the task since the last
-    /// snapshot: later wakes need not.
+    /// 1: the task is coming, wake-ups need not wake it (see the protocol).
     woken: AtomicUsize,
     /// Bit `w % BITS`: word `w` may have bits set.
     summary: AtomicUsize,
     /// The bits of slots `0..BITS`.
     first: AtomicUsize,
+    /// 1: the gate was woken since the stream last polled it.
+    gate: AtomicUsize,
+}
+
+impl Shared {
+    /// Step 3 of a wake: wakes the task unless it is coming anyway.
+    fn wake_task(&self) {
+        if self.woken.fetch_or(1, AcqRel) == 0 {
+            // Taken, so woken outside the lock (it may run any code).
+            if let Some(task) = self.task.with(Option::take) {
+                task.wake();
+            }
+        }
+    }
 }
 
 /// The bits of `BITS` further slots.
@@ -68,10 +90,9 @@ struct SlotWaker {
     shared: Arc<Shared>,
     /// `None` for the first word, which is in `shared`.
     word: Option<Arc<Word>>,
-    /// This slot's bit in its word.
-    bit: usize,
-    /// Its word's bit in the summary.
-    summary_bit: usize,
+    /// This slot's bit in its word, and its word's bit in the summary.
+    bit: u8,
+    summary_bit: u8,
 }
 
 impl Wake for SlotWaker {
@@ -81,28 +102,39 @@ impl Wake for SlotWaker {
 
     fn wake_by_ref(self: &Arc<Self>) {
         let bits = self.word.as_ref().map_or(&self.shared.first, |w| &w.bits);
-        if bits.fetch_or(self.bit, AcqRel) & self.bit != 0 {
+        let bit = 1 << self.bit;
+        if bits.fetch_or(bit, AcqRel) & bit != 0 {
             return;
         }
-        let shared = &self.shared;
-        shared.summary.fetch_or(self.summary_bit, AcqRel);
-        if shared.woken.fetch_or(1, AcqRel) == 0 {
-            // Taken, so woken outside the lock (it may run any code).
-            if let Some(task) = shared.task.with(Option::take) {
-                task.wake();
-            }
-        }
+        self.shared.summary.fetch_or(1 << self.summary_bit, AcqRel);
+        self.shared.wake_task();
     }
 }
 
-/// The stream's side: makes the slot wakers and tells which slots were woken.
+/// The gate's waker is the shared state itself (one allocation less).
+impl Wake for Shared {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.gate.fetch_or(1, AcqRel);
+        self.wake_task();
+    }
+}
+
+/// The stream's side: makes the wakers and tells which slots were woken.
 pub(crate) struct Ready {
     shared: Arc<Shared>,
+    gate_waker: Waker,
+    /// The gate returned `Pending` when last polled: poll it again only once
+    /// it woke us.
+    gate_idle: bool,
     /// Words `1..`, in order.
     words: Vec<Arc<Word>>,
     /// Slots made so far.
     slots: usize,
-    /// From the last snapshot: summary bits not yet looked at.
+    /// Summary bits taken and not yet looked at.
     summary: usize,
     /// The word being handed out and its bits not yet handed out.
     word: usize,
@@ -114,13 +146,18 @@ pub(crate) struct Ready {
 
 impl Default for Ready {
     fn default() -> Self {
+        let shared = Arc::new(Shared {
+            task: Lock::new(None),
+            // Not asleep before the first poll: nothing to wake yet.
+            woken: AtomicUsize::new(1),
+            summary: AtomicUsize::new(0),
+            first: AtomicUsize::new(0),
+            gate: AtomicUsize::new(0),
+        });
         Self {
-            shared: Arc::new(Shared {
-                task: Lock::new(None),
-                woken: AtomicUsize::new(0),
-                summary: AtomicUsize::new(0),
-                first: AtomicUsize::new(0),
-            }),
+            gate_waker: Waker::from(shared.clone()),
+            shared,
+            gate_idle: false,
             words: Vec::new(),
             slots: 0,
             summary: 0,
@@ -151,15 +188,26 @@ impl Ready {
         Waker::from(Arc::new(SlotWaker {
             shared: self.shared.clone(),
             word,
-            bit: 1 << (i % BITS),
-            summary_bit: 1 << (w % BITS),
+            // Both below `BITS`, which is at most 128.
+            bit: (i % BITS) as u8,
+            summary_bit: (w % BITS) as u8,
         }))
     }
 
-    /// Takes the slots woken since the last snapshot, to be handed out by
-    /// [`next`](Self::next), and arranges that a wake from now on wakes `cx`.
-    /// Slots of the previous snapshot not yet handed out stay first.
-    pub(crate) fn snapshot(&mut self, cx: &Context<'_>) {
+    /// Awake: wake-ups from now on only mark their bits; takes the slots
+    /// woken so far, to be handed out by [`next`](Self::next) after those of
+    /// earlier calls not yet handed out.
+    pub(crate) fn wake_up(&mut self) {
+        let shared = &*self.shared;
+        shared.woken.fetch_or(1, AcqRel);
+        self.summary |= shared.summary.fetch_and(0, AcqRel);
+    }
+
+    /// Asleep: from now on a wake-up wakes `cx`'s task. Returns whether a
+    /// wake-up came in while awake that the stream has not handled: of a slot
+    /// (if any runs, `running`) or of the gate (if it is waited for,
+    /// `want_gate`); the caller then wakes its task again.
+    pub(crate) fn sleep(&mut self, cx: &Context<'_>, running: bool, want_gate: bool) -> bool {
         let shared = &*self.shared;
         let same = shared
             .task
@@ -170,7 +218,25 @@ impl Ready {
             drop(shared.task.with(|t| t.replace(new)));
         }
         shared.woken.fetch_and(0, AcqRel);
-        self.summary |= shared.summary.fetch_and(0, AcqRel);
+        // Stale wake-ups of slots when none runs wait for the next item.
+        (running && (self.has_woken() || shared.summary.load(Acquire) != 0))
+            || (want_gate && shared.gate.load(Acquire) != 0)
+    }
+
+    /// Polls the gate with the gate's waker, unless it returned `Pending`
+    /// last time and has not woken since (`None`).
+    pub(crate) fn poll_gate<R>(
+        &mut self,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+    ) -> Option<Poll<R>> {
+        if self.gate_idle && self.shared.gate.load(Acquire) == 0 {
+            return None;
+        }
+        // Cleared before the poll, so a wake during or after it is seen.
+        self.shared.gate.fetch_and(0, AcqRel);
+        let polled = poll(&mut Context::from_waker(&self.gate_waker));
+        self.gate_idle = polled.is_pending();
+        Some(polled)
     }
 
     /// Whether slots of the snapshots taken may be left to hand out.

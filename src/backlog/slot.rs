@@ -46,9 +46,21 @@ pub(crate) trait Store<Fut: Future, Pm> {
     /// it; `None` if the slot runs nothing.
     fn poll_slot(self: Pin<&mut Self>, i: usize, cx: &mut Context<'_>)
         -> Option<Poll<Fut::Output>>;
-    /// Per-slot wakers only: takes the slots woken since the last snapshot
-    /// and makes later wake-ups wake `cx`.
-    fn snapshot(self: Pin<&mut Self>, cx: &Context<'_>);
+    /// Polls the gate: with the gate's own waker (per-slot wakers), which
+    /// lets the store skip the poll (`None`) while the gate has not woken
+    /// since it last returned `Pending`; or with `cx`.
+    fn poll_gate<R>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+    ) -> Option<Poll<R>>;
+    /// Per-slot wakers only: the stream is being polled; takes the slots
+    /// woken so far.
+    fn wake_up(self: Pin<&mut Self>);
+    /// Per-slot wakers only: the stream returns `Pending`; later wake-ups
+    /// wake `cx`. Returns whether a wake-up came in meanwhile that needs
+    /// another poll (of a slot if `running`, of the gate if `want_gate`).
+    fn sleep(self: Pin<&mut Self>, cx: &Context<'_>, running: bool, want_gate: bool) -> bool;
     /// Per-slot wakers only: the next slot of the snapshots taken.
     fn next_woken(self: Pin<&mut Self>) -> Option<usize>;
     /// Per-slot wakers only: whether slots of the snapshots taken may be
@@ -89,7 +101,19 @@ impl<Fut: Future, Pm, const N: usize> Store<Fut, Pm> for [Slot<Fut, Pm>; N] {
         }
     }
 
-    fn snapshot(self: Pin<&mut Self>, _cx: &Context<'_>) {}
+    fn poll_gate<R>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+    ) -> Option<Poll<R>> {
+        Some(poll(cx))
+    }
+
+    fn wake_up(self: Pin<&mut Self>) {}
+
+    fn sleep(self: Pin<&mut Self>, _cx: &Context<'_>, _running: bool, _want_gate: bool) -> bool {
+        false
+    }
 
     fn next_woken(self: Pin<&mut Self>) -> Option<usize> {
         None
