@@ -12,6 +12,7 @@ static ALLOCS: AtomicUsize = AtomicUsize::new(0);
 
 fn grew(by: usize) {
     ALLOCS.fetch_add(1, Relaxed);
+
     let now = CURRENT.fetch_add(by, Relaxed) + by;
     PEAK.fetch_max(now, Relaxed);
 }

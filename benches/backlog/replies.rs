@@ -77,10 +77,11 @@ async fn consume(outputs: impl Stream<Item = u64>, warm: u64, marks: &Marks) -> 
 /// Runs a consumer made by `make` next to the server's task on `exec`.
 fn drive<Fut: Future<Output = u64>>(
     exec: Exec,
+    limit: usize,
     items: u64,
     make: impl FnOnce(Server, Rc<Marks>) -> Fut,
 ) -> (u64, Rc<Marks>) {
-    let server = Server::new();
+    let server = Server::new(limit);
     let marks = Rc::new(Marks::default());
     let sum = match exec {
         Exec::Tokio => {
@@ -130,28 +131,28 @@ fn run_one(name: &str, exec: Exec, limit: usize, items: u64) -> Run {
     let expect = items * (items - 1) / 2;
     let start = Instant::now();
     let (sum, marks) = match name {
-        "permits run_all" => drive(exec, items, |server, marks| {
+        "permits run_all" => drive(exec, limit, items, |server, marks| {
             let sem = Semaphore::new(limit);
             async move {
                 let s = sem.run_all(0..items, |i| server.request(i));
                 consume(s.map(Result::unwrap), warm, &marks).await
             }
         }),
-        "permits run_all_fixed::<16>" => drive(exec, items, |server, marks| {
+        "permits run_all_fixed::<16>" => drive(exec, limit, items, |server, marks| {
             let sem = Semaphore::new(limit);
             async move {
                 let s = sem.run_all_fixed::<16, _, _, _>(0..items, |i| server.request(i));
                 consume(s.map(Result::unwrap), warm, &marks).await
             }
         }),
-        "permits run_all_fixed::<256>" => drive(exec, items, |server, marks| {
+        "permits run_all_fixed::<256>" => drive(exec, limit, items, |server, marks| {
             let sem = Semaphore::new(limit);
             async move {
                 let s = sem.run_all_fixed::<256, _, _, _>(0..items, |i| server.request(i));
                 consume(s.map(Result::unwrap), warm, &marks).await
             }
         }),
-        "buffer_unordered" => drive(exec, items, |server, marks| async move {
+        "buffer_unordered" => drive(exec, limit, items, |server, marks| async move {
             let s = stream::iter(0..items)
                 .map(|i| server.request(i))
                 .buffer_unordered(limit);

@@ -34,10 +34,16 @@ struct State {
 pub struct Server(Rc<RefCell<State>>);
 
 impl Server {
-    pub fn new() -> Self {
+    /// A server for up to `in_flight` requests at once (more work, but
+    /// then its own vectors grow, which would be counted as the stream's
+    /// allocations).
+    pub fn new(in_flight: usize) -> Self {
         Self(Rc::new(RefCell::new(State {
+            entries: Vec::with_capacity(in_flight),
+            free: Vec::with_capacity(in_flight),
+            waiting: Vec::with_capacity(in_flight),
             rng: 0x9E37_79B9_7F4A_7C15,
-            ..State::default()
+            answered: 0,
         })))
     }
 
