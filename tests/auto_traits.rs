@@ -105,9 +105,20 @@ fn run_all_is_like_run_all_fixed() {
     send::<Heap>();
     sync::<Heap>();
     debug::<Heap>();
+    // The stream over any gate, and the semaphore's gate on its own (it owns
+    // the queue node of the next item's acquire: !Unpin).
+    type Gated = RunWith<SemaphoreGate<'static>, Items, Work, std::future::Ready<u32>>;
+    send::<Gated>();
+    sync::<Gated>();
+    debug::<Gated>();
+    send::<SemaphoreGate<'static>>();
+    sync::<SemaphoreGate<'static>>();
+    debug::<SemaphoreGate<'static>>();
     const {
         assert!(!Probe::<Heap>::UNPIN);
         assert!(!Probe::<HeapLocal>::SEND);
+        assert!(!Probe::<Gated>::UNPIN);
+        assert!(!Probe::<SemaphoreGate<'static>>::UNPIN);
     }
 }
 
