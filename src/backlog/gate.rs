@@ -101,8 +101,10 @@ pub trait Gate<T, O> {
     /// gate (or the backlog) will wake `cx`'s waker when to call again.
     ///
     /// The stream calls this only while it has room for one more item and
-    /// runs the item it is given at once; from a `Pending` it may go on to
-    /// something else and call again later, from a new task.
+    /// runs the item it is given at once. After a `Pending` it calls again
+    /// only once `cx`'s waker was woken (by the gate or by the backlog), as
+    /// any poll contract goes; that waker belongs to the stream, not to the
+    /// task, so it stays valid if the stream moves to another task.
     // The shape of `Stream::poll_next` with a permit beside the item, on
     // purpose: an alias would hide it.
     #[allow(clippy::type_complexity)]
