@@ -199,8 +199,14 @@ impl Ready {
     /// earlier calls not yet handed out.
     pub(crate) fn wake_up(&mut self) {
         let shared = &*self.shared;
-        shared.woken.fetch_or(1, AcqRel);
-        self.summary |= shared.summary.fetch_and(0, AcqRel);
+        // Plain loads first: the read-modify-writes only when they change
+        // something (the protocol holds either way, see above).
+        if shared.woken.load(Acquire) == 0 {
+            shared.woken.fetch_or(1, AcqRel);
+        }
+        if shared.summary.load(Acquire) != 0 {
+            self.summary |= shared.summary.fetch_and(0, AcqRel);
+        }
     }
 
     /// Asleep: from now on a wake-up wakes `cx`'s task. Returns whether a
@@ -209,14 +215,14 @@ impl Ready {
     /// `want_gate`); the caller then wakes its task again.
     pub(crate) fn sleep(&mut self, cx: &Context<'_>, running: bool, want_gate: bool) -> bool {
         let shared = &*self.shared;
-        let same = shared
-            .task
-            .with(|t| t.as_ref().is_some_and(|t| t.will_wake(cx.waker())));
-        if !same {
-            // Cloned and the old one dropped outside the lock.
-            let new = cx.waker().clone();
-            drop(shared.task.with(|t| t.replace(new)));
-        }
+        // Cloned before and the one not kept dropped after the lock: one
+        // lock whether or not the waker was taken or changed.
+        let new = cx.waker().clone();
+        let unused = shared.task.with(|t| match t {
+            Some(old) if old.will_wake(&new) => Some(new),
+            _ => t.replace(new),
+        });
+        drop(unused);
         shared.woken.fetch_and(0, AcqRel);
         // Stale wake-ups of slots when none runs wait for the next item.
         (running && (self.has_woken() || shared.summary.load(Acquire) != 0))
