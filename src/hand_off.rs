@@ -118,7 +118,8 @@ impl Semaphore {
             match served {
                 Some((true, waker)) => {
                     batch.push(waker);
-                    self.sync_flags(q);
+                    // A waiter that fits left: `limit` stands for its size.
+                    self.left_queue(q, limit);
                 }
                 // Everything in hand went to the head, which waits for more.
                 Some((false, _)) => {}
@@ -136,22 +137,24 @@ impl Semaphore {
         more
     }
 
-    /// Sets `QUEUED` and `ASIDE` to what the queue holds after a waiter left
-    /// it. O(1) unless a request waits aside (then a walk of the queue).
-    pub(crate) fn sync_flags(&self, q: &Queue) {
+    /// Sets `QUEUED` and `ASIDE` to what the queue holds after a waiter that
+    /// asked for `needed` permits left it. O(1) unless a request waits aside;
+    /// then a walk that stops at the first waiter of the kind that left.
+    pub(crate) fn left_queue(&self, q: &Queue, needed: usize) {
         let limit = q.limit;
-        let (queued, aside) = if q.list.is_empty() {
-            (false, false)
+        if q.list.is_empty() {
+            self.state.set_flags(false, false);
         } else if !self.state.is_aside() {
-            // Nobody waited aside, so everyone left fits.
-            (true, false)
+            // Nobody waits aside, so everyone left fits: `QUEUED` stays.
+        } else if needed <= limit {
+            // Who waits aside did not change; does anyone still fit?
+            self.state
+                .set_flags(q.list.any(|d| d.needed <= limit), true);
         } else {
-            (
-                q.list.any(|d| d.needed <= limit),
-                q.list.any(|d| d.needed > limit),
-            )
-        };
-        self.state.set_flags(queued, aside);
+            let queued = self.state.is_queued();
+            self.state
+                .set_flags(queued, q.list.any(|d| d.needed > limit));
+        }
     }
 
     /// After the limit changed: requests that no longer fit go aside, those

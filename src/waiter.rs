@@ -114,7 +114,9 @@ fn cancel_locked(sem: &Semaphore, node: Pin<&Node>) -> (usize, Option<Waker>) {
         if linked {
             // SAFETY: lock held, `node` is linked in this queue.
             unsafe { q.list.remove(node) };
-            sem.sync_flags(q);
+            // SAFETY: the lock is held and `node` waits on this semaphore.
+            let needed = unsafe { node.with(|d| d.needed) };
+            sem.left_queue(q, needed);
         }
         // SAFETY: the lock is held and `node` waits on this semaphore.
         unsafe {

@@ -14,9 +14,10 @@
 //! Preemption bounds: most models are explored with at most [`PREEMPTIONS`]
 //! (4) preemptions, since exploring them fully takes minutes to hours (tokio
 //! uses 2 for its semaphore models); each model's doc says its bound.
-//! Two small models are explored exhaustively (no bound), and the largest,
-//! `close_races_waiters_and_release`, with 3. Setting `LOOM_MAX_PREEMPTIONS`
-//! overrides all of them. Together they take about 30 s on 2 cores.
+//! Three small models are explored exhaustively (no bound), and the largest
+//! (`close_races_waiters_and_release`, `set_limit_races_served_acquire`,
+//! `shrink_below_partly_served_head`) with 3. Setting `LOOM_MAX_PREEMPTIONS`
+//! overrides all of them. Together they take about a minute on 2 cores.
 #![cfg(loom)]
 
 use std::future::Future;
@@ -322,10 +323,10 @@ fn set_limit_races_release() {
 ///     debt is paid, never more permits out than `max(limit, out at the
 ///     shrink)`, and the waiter is woken (no deadlock).
 ///
-/// Preemption bound 4.
+/// Preemption bound 3 (four threads; 4 takes over a minute).
 #[test]
 fn set_limit_races_served_acquire() {
-    model(|| {
+    model_bounded(Some(3), || {
         let sem = Arc::new(Semaphore::new(2));
         let a = sem.clone().try_acquire_owned().unwrap();
         let b = sem.clone().try_acquire_owned().unwrap();
