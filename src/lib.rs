@@ -20,6 +20,8 @@ extern crate std;
 mod acquire;
 mod backlog;
 mod error;
+mod hand_off;
+mod limits;
 mod list;
 mod lock;
 mod permit;
