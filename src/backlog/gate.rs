@@ -38,9 +38,11 @@ use crate::{AcquireError, Permit, Semaphore, TryAcquireError};
 /// # Examples
 ///
 /// A gate that lets everything through and counts the outputs that were
-/// errors (a real one would hold back items, as [`SemaphoreGate`] does):
+/// errors (a real one would hold back items, as [`SemaphoreGate`] does).
+/// `RunWith` needs `alloc`:
 ///
-/// ```
+#[cfg_attr(feature = "alloc", doc = "```")]
+#[cfg_attr(not(feature = "alloc"), doc = "```ignore")]
 /// use std::pin::Pin;
 /// use std::task::{Context, Poll};
 ///
