@@ -13,7 +13,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::Duration;
 
-use permits::adaptive::{Aimd, Algorithm, Decision, Limiter, Outcome, Permit, Sample};
+use permits::adaptive::{Aimd, Algorithm, Decision, Limiter, Outcome, Permit, Reason, Sample};
 
 /// xorshift64*: small, seeded, good enough for jitter.
 struct Rng(u64);
@@ -313,6 +313,84 @@ impl Algorithm for Fixed {
     }
 }
 
+/// Vector's ARC rule as it stands (for comparison only): the same counted
+/// windows, sigma from the moving variance *between* windows' mean latency,
+/// no queueing guard, no probe wait.
+struct VectorRule {
+    limit: usize,
+    samples: usize,
+    max_in_flight: usize,
+    overloaded: bool,
+    rtt_sum: f64,
+    rtt_n: usize,
+    past: Option<(f64, f64)>,
+}
+
+impl VectorRule {
+    fn new() -> Self {
+        Self {
+            limit: 1,
+            samples: 0,
+            max_in_flight: 0,
+            overloaded: false,
+            rtt_sum: 0.0,
+            rtt_n: 0,
+            past: None,
+        }
+    }
+}
+
+impl Algorithm for VectorRule {
+    fn limit(&self) -> usize {
+        self.limit
+    }
+
+    fn update(&mut self, s: &Sample) -> Option<Decision> {
+        match s.outcome {
+            Outcome::Ignore => return None,
+            Outcome::Overload => self.overloaded = true,
+            Outcome::Success => {
+                self.rtt_sum += s.rtt.as_secs_f64();
+                self.rtt_n += 1;
+            }
+        }
+        self.samples += 1;
+        self.max_in_flight = self.max_in_flight.max(s.in_flight);
+        if self.samples < self.max_in_flight {
+            return None;
+        }
+        let rtt = (self.rtt_n > 0).then(|| self.rtt_sum / self.rtt_n as f64);
+        let mut reason = Reason::Steady;
+        if let Some((mean, var)) = self.past {
+            let reached = self.max_in_flight >= self.limit;
+            if reached && !self.overloaded && rtt.is_some_and(|r| r <= mean) && self.limit < 200 {
+                self.limit += 1;
+                reason = Reason::Grow;
+            } else if self.overloaded || rtt.unwrap_or(0.0) >= mean + 2.5 * var.sqrt() {
+                self.limit = ((self.limit as f64 * 0.9) as usize).clamp(1, self.limit.max(2) - 1);
+                reason = Reason::Latency;
+            }
+        }
+        if let Some(rtt) = rtt {
+            self.past = Some(match self.past {
+                None => (rtt, 0.0),
+                Some((mean, var)) => {
+                    let d = rtt - mean;
+                    (mean + 0.4 * d, 0.6 * (var + 0.4 * d * d))
+                }
+            });
+        }
+        (
+            self.samples,
+            self.max_in_flight,
+            self.overloaded,
+            self.rtt_sum,
+            self.rtt_n,
+        ) = (0, 0, false, 0.0, 0);
+        Some(Decision::new(self.limit, reason))
+    }
+}
+
 fn best_fixed(plan: &Plan, limits: std::ops::RangeInclusive<usize>) -> (usize, f64) {
     limits
         .map(|l| {
@@ -361,6 +439,19 @@ fn knee_mean_limit_and_throughput() {
         "mean limit {mean}"
     );
     assert!(ratio >= 0.9, "throughput ratio {ratio}");
+
+    // Side by side: Vector's rule on the same server.
+    let vector = Limiter::with_algorithm(VectorRule::new());
+    let theirs = simulate(&vector, &plan);
+    let their_mean = theirs.mean_limit(100 * SECOND, theirs.end_ns);
+    let their_ratio = theirs.throughput() / best;
+    println!(
+        "  Vector's rule: mean limit {their_mean:.1}, throughput {their_ratio:.3} of best fixed"
+    );
+    assert!(
+        ratio > their_ratio,
+        "no better than Vector's rule: {ratio} vs {their_ratio}"
+    );
 }
 
 #[test]
