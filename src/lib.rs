@@ -21,6 +21,8 @@ mod acquire;
 pub mod adaptive;
 mod backlog;
 mod error;
+mod hand_off;
+mod limits;
 mod list;
 mod lock;
 mod permit;
