@@ -225,6 +225,8 @@ fn simulate<A: Algorithm>(limiter: &Limiter<A>, plan: &Plan) -> Report {
             let Ok(permit) = limiter.try_acquire() else {
                 break;
             };
+            // The shrink is exact: nothing new starts over the limit.
+            assert!(limiter.in_flight() <= limiter.limit());
             backlog -= 1;
             if backlog == 0 && report.drained_ns.is_none() {
                 report.drained_ns = Some(now);
@@ -295,7 +297,7 @@ fn simulate<A: Algorithm>(limiter: &Limiter<A>, plan: &Plan) -> Report {
             report.trace.push((now, limit));
         }
         // The semaphore follows the limiter exactly.
-        // TODO(set_limit): assert_eq!(limiter.semaphore().limit(), limit);
+        assert_eq!(limiter.semaphore().limit(), limit);
     }
     report.end_ns = now.max(1);
     report

@@ -66,10 +66,6 @@ pub struct Limiter<A = Aimd> {
     target: AtomicUsize,
     /// Permits of this limiter out now.
     in_flight: AtomicUsize,
-    /// Interim until `Semaphore::set_limit` lands: the limit as set on `sem`.
-    applied: AtomicUsize,
-    /// Interim: permits to forget as they come back.
-    debt: AtomicUsize,
 }
 
 /// What the limiter's lock guards.
@@ -95,8 +91,6 @@ impl Limiter<Aimd> {
                 }),
                 target: AtomicUsize::new(limit),
                 in_flight: AtomicUsize::new(0),
-                applied: AtomicUsize::new(limit),
-                debt: AtomicUsize::new(0),
             }
         }
     }
@@ -130,8 +124,6 @@ impl<A: Algorithm> Limiter<A> {
             }),
             target: AtomicUsize::new(limit),
             in_flight: AtomicUsize::new(0),
-            applied: AtomicUsize::new(limit),
-            debt: AtomicUsize::new(0),
         }
     }
 
@@ -203,35 +195,11 @@ impl<A: Algorithm> Limiter<A> {
     fn apply(&self) {
         loop {
             let target = self.target.load(Ordering::Acquire);
-            self.set_semaphore_limit(target);
+            self.sem.set_limit(target);
             if self.target.load(Ordering::Acquire) == target {
                 return;
             }
         }
-    }
-
-    // Interim (until `Semaphore::set_limit` lands on main): not exact when
-    // shrinking below the permits held.
-    fn set_semaphore_limit(&self, n: usize) {
-        let before = self.applied.swap(n, Ordering::AcqRel);
-        if n > before {
-            let mut grow = n - before;
-            while grow > 0 && self.pay_debt() {
-                grow -= 1;
-            }
-            self.sem.add_permits(grow);
-        } else {
-            let k = before - n;
-            let taken = self.sem.forget_permits(k);
-            self.debt.fetch_add(k - taken, Ordering::AcqRel);
-        }
-    }
-
-    // Interim: takes one off the debt if there is any.
-    fn pay_debt(&self) -> bool {
-        self.debt
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1))
-            .is_ok()
     }
 }
 
@@ -307,7 +275,7 @@ impl<A> fmt::Debug for Acquire<'_, A> {
 /// without that gives the permit back and records nothing.
 #[must_use = "dropping a Permit gives it back and records nothing"]
 pub struct Permit<'a, A = Aimd> {
-    permit: Option<crate::Permit<'a>>,
+    permit: crate::Permit<'a>,
     limiter: &'a Limiter<A>,
     in_flight: usize,
     #[cfg(feature = "std")]
@@ -318,7 +286,7 @@ impl<'a, A> Permit<'a, A> {
     pub(crate) fn new(limiter: &'a Limiter<A>, permit: crate::Permit<'a>) -> Self {
         let in_flight = limiter.in_flight.fetch_add(1, Ordering::Relaxed) + 1;
         Self {
-            permit: Some(permit),
+            permit,
             limiter,
             in_flight,
             #[cfg(feature = "std")]
@@ -334,7 +302,7 @@ impl<'a, A> Permit<'a, A> {
 
     /// The semaphore's permit inside.
     pub fn permit(&self) -> &crate::Permit<'a> {
-        self.permit.as_ref().expect("held until dropped")
+        &self.permit
     }
 }
 
@@ -359,19 +327,9 @@ impl<A: Algorithm> Permit<'_, A> {
 
 impl<A> Drop for Permit<'_, A> {
     fn drop(&mut self) {
+        // The semaphore's permit (a field) goes back right after this.
         self.limiter.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if let Some(p) = self.permit.take() {
-            if self.limiter.debt.load(Ordering::Acquire) > 0 && pay(&self.limiter.debt) {
-                p.forget();
-            }
-        }
     }
-}
-
-// Interim.
-fn pay(debt: &AtomicUsize) -> bool {
-    debt.fetch_update(Ordering::AcqRel, Ordering::Acquire, |d| d.checked_sub(1))
-        .is_ok()
 }
 
 impl<A> fmt::Debug for Permit<'_, A> {
