@@ -407,6 +407,10 @@ fn best_fixed(plan: &Plan, limits: std::ops::RangeInclusive<usize>) -> (usize, f
 const SECOND: u64 = 1_000 * MS;
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn steady_fast_server_climbs_to_the_ceiling() {
     let mut plan = Plan::new(Server::knee(10_000), 300 * SECOND);
     plan.bounds = (1, 64);
@@ -426,6 +430,10 @@ fn steady_fast_server_climbs_to_the_ceiling() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn knee_mean_limit_and_throughput() {
     let c = 20;
     let plan = Plan::new(Server::knee(c), 600 * SECOND);
@@ -433,7 +441,7 @@ fn knee_mean_limit_and_throughput() {
     let report = simulate(&limiter, &plan);
     let mean = report.mean_limit(100 * SECOND, report.end_ns);
     let std = report.std_limit(100 * SECOND, report.end_ns);
-    let (best_l, best) = best_fixed(&plan, 10..=40);
+    let (best_l, best) = best_fixed(&plan, 14..=30);
     let ratio = report.throughput() / best;
     println!("knee C={c}: mean limit {mean:.1} (std {std:.1}), throughput {:.1}/s = {ratio:.3} of best fixed ({best_l}: {best:.1}/s)", report.throughput());
     assert!(
@@ -457,6 +465,10 @@ fn knee_mean_limit_and_throughput() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn refusals_above_capacity_stay_rare() {
     // Postfix's measurement: a server that takes 5 connections at once.
     let c = 5;
@@ -555,12 +567,20 @@ fn check_halving(hard_cap: bool) -> Report {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn capacity_halves_and_returns_latency_only() {
     let report = check_halving(false);
     write_chart(&report, &halving_plan(false));
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn capacity_halves_and_returns_with_refusals() {
     let report = check_halving(true);
     assert!(
@@ -571,6 +591,10 @@ fn capacity_halves_and_returns_with_refusals() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn app_limited_no_growth() {
     // Only 5 requests ready at a time, the limit starts at 20: the samples say
     // nothing about 21.
@@ -592,6 +616,10 @@ fn app_limited_no_growth() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn app_limited_tail_no_growth() {
     // A finite backlog: once it runs dry, fewer items are left than the limit.
     let mut plan = Plan::new(Server::knee(10_000), 600 * SECOND);
@@ -635,6 +663,10 @@ fn jittery_plan(fail_rate: f64, seed: u64) -> Plan {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn random_failures_and_jitter_do_not_collapse_the_limit() {
     for seed in [1, 2, 3] {
         let plan = jittery_plan(0.01, seed);
@@ -652,6 +684,10 @@ fn random_failures_and_jitter_do_not_collapse_the_limit() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn random_failures_misread_as_overload_do_not_collapse_the_limit() {
     // Worst case: the caller cannot tell the 1 % failures from back-pressure.
     for seed in [1, 2, 3] {
@@ -678,6 +714,10 @@ fn random_failures_misread_as_overload_do_not_collapse_the_limit() {
 }
 
 #[test]
+#[cfg_attr(
+    miri,
+    ignore = "arithmetic only, no unsafe; minutes under Miri (the smoke test runs)"
+)]
 fn limit_stays_within_floor_and_ceiling() {
     // A server that refuses all but one at a time, floor 3: never below 3.
     let server = Server {
@@ -784,4 +824,21 @@ fn write_chart(report: &Report, plan: &Plan) {
     );
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/benches/results/adaptive.svg");
     std::fs::write(path, svg).unwrap();
+}
+
+/// Under Miri, a short run through the same code (the scenarios above are
+/// plain arithmetic, no unsafe code, and take minutes there).
+#[test]
+fn smoke() {
+    let server = Server {
+        hard_cap: Some(4),
+        ..Server::knee(3)
+    };
+    let plan = Plan::new(server, 3 * SECOND);
+    let limiter = Limiter::new(Aimd::new());
+    let report = simulate(&limiter, &plan);
+    assert!(report.successes > 50);
+    assert!(limiter.decisions() > 10);
+    let (lo, hi) = report.range(0, report.end_ns);
+    assert!(lo >= 1 && hi <= 6, "[{lo}, {hi}]");
 }
