@@ -51,6 +51,7 @@ impl<A: Algorithm> Limiter<A> {
     /// completes, and reports what `classify` makes of its output.
     ///
     /// ```
+    /// # #[cfg(feature = "std")] {
     /// use permits::adaptive::{Limiter, Outcome};
     ///
     /// async fn send(id: u32) -> Result<u32, &'static str> {
@@ -69,7 +70,11 @@ impl<A: Algorithm> Limiter<A> {
     /// assert_eq!(replies[19], Ok(Ok(19)));
     /// assert!(limiter.limit() >= 1);
     /// # });
+    /// # }
     /// ```
+    ///
+    /// Without `std`, the classifier returns the duration too, measured
+    /// by your clock: `|reply| (Outcome::Success, elapsed)`.
     ///
     /// # Errors
     ///
