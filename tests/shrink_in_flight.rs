@@ -3,7 +3,7 @@
 //! fewer than 3 are in flight, then at most 3 run; set back to 8, 8 run again
 //! at once. Each send waits for the test to let it finish, so every state is
 //! observed, not timed.
-#![cfg(not(miri))] // tokio's runtime: covered by the hand-polled tests there
+#![cfg(all(feature = "alloc", not(miri)))] // run_owned; tokio: hand-polled tests cover Miri
 
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
