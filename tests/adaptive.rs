@@ -225,6 +225,7 @@ fn run_reports_the_classified_outcome() {
 }
 
 #[test]
+#[cfg(feature = "std")]
 fn run_classify_sees_the_output_and_std_times_it() {
     let limiter = Limiter::new(Aimd::new().initial_limit(2));
     let out =
@@ -241,7 +242,7 @@ fn run_classify_sees_the_output_and_std_times_it() {
 fn run_dropped_while_running_records_nothing() {
     let limiter = Limiter::new(Aimd::new());
     let mut run =
-        common::Task::new(limiter.run(std::future::pending::<()>(), |_| Outcome::Overload));
+        common::Task::new(limiter.run(std::future::pending::<()>(), |_| (Outcome::Overload, MS)));
     assert!(run.poll().is_pending());
     assert_eq!(limiter.in_flight(), 1);
     drop(run);
@@ -253,7 +254,7 @@ fn run_dropped_while_running_records_nothing() {
 #[test]
 fn run_panicking_gives_the_permit_back_and_records_nothing() {
     let limiter = Limiter::new(Aimd::new());
-    let mut run = pin!(limiter.run(async { panic!("boom") }, |_: &()| Outcome::Overload));
+    let mut run = pin!(limiter.run(async { panic!("boom") }, |_: &()| (Outcome::Overload, MS)));
     let waker = Waker::noop();
     let caught = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         let _ = run.as_mut().poll(&mut Context::from_waker(waker));
@@ -270,7 +271,7 @@ fn run_on_a_closed_semaphore_never_runs() {
     let limiter = Limiter::new(Aimd::new());
     limiter.semaphore().close();
     let ran = AtomicUsize::new(0);
-    let classify: fn(&usize) -> Outcome = |_| panic!("classify must not run");
+    let classify: fn(&usize) -> (Outcome, Duration) = |_| panic!("classify must not run");
     let out =
         futures::executor::block_on(limiter.run(async { ran.fetch_add(1, SeqCst) }, classify));
     assert_eq!(out, Err(AcquireError::Closed));
