@@ -170,7 +170,7 @@ impl<A: Algorithm> Limiter<A> {
             s.decisions += 1;
             let changed = self.target.load(Ordering::Relaxed) != d.limit;
             if changed {
-                self.target.store(d.limit, Ordering::Release);
+                store(&self.target, d.limit);
             }
             Some(Ok(changed))
         });
@@ -200,6 +200,19 @@ impl<A: Algorithm> Limiter<A> {
                 return;
             }
         }
+    }
+}
+
+/// `target.store(value)`, written as a compare-and-swap loop because the
+/// counter of cores without compare-and-swap (emulated in critical sections,
+/// `src/sync.rs`) has no `store`. Only the holder of the limiter's lock
+/// writes `target`, so the loop ends at its first or second try.
+fn store(target: &AtomicUsize, value: usize) {
+    let mut current = target.load(Ordering::Relaxed);
+    while let Err(now) =
+        target.compare_exchange_weak(current, value, Ordering::Release, Ordering::Relaxed)
+    {
+        current = now;
     }
 }
 
