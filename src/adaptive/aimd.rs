@@ -37,8 +37,9 @@ use crate::Semaphore;
 /// sample count. Vector's sigma, the variance *between* windows' means,
 /// grows with the limit's own +1 steps once past the knee, so a creeping
 /// queue hides in it. Side by side in `tests/adaptive_sim.rs` (a knee at
-/// 20, quadratic slowdown past it), Vector's rule holds a mean limit of
-/// 23.6 at 86 % of the best fixed limit's throughput; this one 19.6 at 94 %.
+/// 20, quadratic slowdown past it, the same counted windows), Vector's rule
+/// holds a mean limit of 34 at 62 % of the best fixed limit's throughput;
+/// this one 20.2 at 95 %.
 ///
 /// After a refusal at some limit, trying that limit again waits a number
 /// of windows that doubles with each refusal there (up to 32) and resets

@@ -321,11 +321,15 @@ impl<'a, A> Permit<'a, A> {
 
 impl<A: Algorithm> Permit<'_, A> {
     /// Records the request's outcome and how long it took (by the caller's
-    /// clock), then gives the permit back. The sample is taken in before
+    /// clock), then gives the permit back. The sample's `in_flight` is the
+    /// larger of the count at the start and now. The sample is taken in before
     /// the permit returns, so a shrink it causes counts this permit as out.
     pub fn record(self, outcome: Outcome, rtt: Duration) {
-        self.limiter
-            .record(Sample::new(rtt, self.in_flight, outcome));
+        // The load while it ran: at its start or now (itself still counted),
+        // whichever was more. A request refused late was refused under the
+        // load that built up after it started.
+        let in_flight = self.in_flight.max(self.limiter.in_flight());
+        self.limiter.record(Sample::new(rtt, in_flight, outcome));
     }
 
     /// [`record`](Self::record)s the outcome with the time since the permit

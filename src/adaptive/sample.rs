@@ -25,8 +25,9 @@ pub enum Outcome {
 pub struct Sample {
     /// How long the request took, from its permit being granted to its reply.
     pub rtt: Duration,
-    /// How many requests of the limiter were in flight when this one started,
-    /// itself included.
+    /// How many requests of the limiter were in flight while this one ran,
+    /// itself included ([`Permit::record`](super::Permit::record) takes the
+    /// larger of the counts at its start and at its end).
     pub in_flight: usize,
     /// What the reply meant.
     pub outcome: Outcome,
