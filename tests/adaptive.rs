@@ -342,7 +342,7 @@ fn concurrent_recorders_leave_the_semaphore_at_the_last_decision() {
     std::thread::scope(|s| {
         for _ in 0..4 {
             s.spawn(|| {
-                for _ in 0..2_000 {
+                for _ in 0..if cfg!(miri) { 50 } else { 2_000 } {
                     if let Ok(p) = limiter.try_acquire() {
                         p.record(Outcome::Success, MS);
                     } else {
