@@ -63,6 +63,8 @@ pub enum Reason {
     /// nothing about a higher one.
     AppLimited,
     /// Kept: no reason to move (latency between its mean and the alarm
-    /// level, the limit not reached, or already at the ceiling).
+    /// level, the limit not reached, already at the ceiling, the window
+    /// made of requests sent before the last back-off, or waiting before
+    /// trying again a limit that was refused).
     Steady,
 }
