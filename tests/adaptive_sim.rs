@@ -849,3 +849,148 @@ fn smoke() {
     let (lo, hi) = report.range(0, report.end_ns);
     assert!(lo >= 1 && hi <= 6, "[{lo}, {hi}]");
 }
+
+/// Netflix's Gradient2 as published (per sample: `limit * gradient +
+/// queue`, gradient from a long moving RTT over the sample's, smoothed),
+/// with the fix its PR #134 proposes for drops (gradient 0.5), for
+/// comparison only.
+struct Gradient2 {
+    limit: f64,
+    long_rtt: Option<f64>,
+    samples: u64,
+}
+
+impl Gradient2 {
+    fn new() -> Self {
+        Self {
+            limit: 1.0,
+            long_rtt: None,
+            samples: 0,
+        }
+    }
+}
+
+impl Algorithm for Gradient2 {
+    fn limit(&self) -> usize {
+        self.limit as usize
+    }
+
+    fn update(&mut self, s: &Sample) -> Option<Decision> {
+        if s.outcome == Outcome::Ignore {
+            return None;
+        }
+        let rtt = s.rtt.as_secs_f64().max(1e-9);
+        self.samples += 1;
+        // Long window 600 samples, warming up as a plain mean.
+        let n = self.samples.min(600) as f64;
+        let long = self.long_rtt.map_or(rtt, |l| l + (rtt - l) / n);
+        self.long_rtt = Some(if long / rtt > 2.0 { long * 0.95 } else { long });
+        let long = self.long_rtt.unwrap();
+        if (s.in_flight as f64) < self.limit / 2.0 {
+            return Some(Decision::new(self.limit(), Reason::AppLimited));
+        }
+        let gradient = if s.outcome == Outcome::Overload {
+            0.5
+        } else {
+            (1.5 * long / rtt).clamp(0.5, 1.0)
+        };
+        let new = self.limit * gradient + 4.0;
+        self.limit = (self.limit * 0.8 + new * 0.2).clamp(1.0, 200.0);
+        Some(Decision::new(self.limit(), Reason::Steady))
+    }
+}
+
+/// Netflix's Vegas as published (per sample: the queue estimated from the
+/// lowest RTT seen, +/- log10 steps), for comparison only.
+struct Vegas {
+    limit: f64,
+    no_load: Option<f64>,
+}
+
+impl Algorithm for Vegas {
+    fn limit(&self) -> usize {
+        self.limit as usize
+    }
+
+    fn update(&mut self, s: &Sample) -> Option<Decision> {
+        if s.outcome == Outcome::Ignore {
+            return None;
+        }
+        let rtt = s.rtt.as_secs_f64().max(1e-9);
+        let log = self.limit.log10().max(1.0);
+        let new = if s.outcome == Outcome::Overload {
+            self.limit - log
+        } else {
+            let no_load = self.no_load.map_or(rtt, |n| n.min(rtt));
+            self.no_load = Some(no_load);
+            if (s.in_flight as f64) * 2.0 < self.limit {
+                return Some(Decision::new(self.limit(), Reason::AppLimited));
+            }
+            let queue = (self.limit * (1.0 - no_load / rtt)).ceil();
+            if queue <= log {
+                self.limit + 6.0 * log
+            } else if queue < 3.0 * log {
+                self.limit + log
+            } else if queue > 6.0 * log {
+                self.limit - log
+            } else {
+                self.limit
+            }
+        };
+        self.limit = new.clamp(1.0, 200.0);
+        Some(Decision::new(self.limit(), Reason::Steady))
+    }
+}
+
+/// Gradient2 and Vegas (Netflix) on the scenarios above: printed side by
+/// side, and Aimd must not lose the scenario the issue cares about most
+/// (if one did, it would earn a place in the library).
+#[test]
+#[cfg_attr(miri, ignore = "arithmetic only; minutes under Miri")]
+fn netflix_algorithms_side_by_side() {
+    let knee = Plan::new(Server::knee(20), 600 * SECOND);
+    let (_, best) = best_fixed(&knee, 14..=30);
+    let refusing = Plan::new(
+        Server {
+            hard_cap: Some(5),
+            ..Server::knee(1_000)
+        },
+        600 * SECOND,
+    );
+    let jittery = jittery_plan(0.01, 1);
+    let halving = halving_plan(false);
+    let run = |name: &str, make: &dyn Fn() -> Box<dyn FnOnce(&Plan) -> Report>| {
+        let k = make()(&knee);
+        let r = make()(&refusing);
+        let j = make()(&jittery);
+        let h = make()(&halving);
+        let w = h.window_at(200 * SECOND);
+        println!(
+            "{name:>9}: knee mean {:5.1} at {:.3} of best | refuses>5: {:6.2}% | jitter mean {:5.1} std {:4.1} | halving: {} after 10 windows, mean {:5.1} at C=20",
+            k.mean_limit(100 * SECOND, k.end_ns),
+            k.throughput() / best,
+            100.0 * r.refusal_rate(),
+            j.mean_limit(100 * SECOND, j.end_ns),
+            j.std_limit(100 * SECOND, j.end_ns),
+            h.limit_after_window(w + 10),
+            h.mean_limit(250 * SECOND, 400 * SECOND),
+        );
+        (k.throughput() / best, r.refusal_rate())
+    };
+    fn with<A: Algorithm + 'static>(make: fn() -> A) -> Box<dyn FnOnce(&Plan) -> Report> {
+        Box::new(move |plan| simulate(&Limiter::with_algorithm(make()), plan))
+    }
+    let ours = run("Aimd", &|| with(Aimd::new));
+    let gradient = run("Gradient2", &|| with(Gradient2::new));
+    let vegas = run("Vegas", &|| {
+        with(|| Vegas {
+            limit: 1.0,
+            no_load: None,
+        })
+    });
+    assert!(
+        ours.0 >= gradient.0.max(vegas.0) - 0.02,
+        "knee throughput lost"
+    );
+    assert!(ours.1 <= gradient.1.min(vegas.1), "more refusals");
+}
