@@ -18,6 +18,7 @@ extern crate alloc;
 extern crate std;
 
 mod acquire;
+pub mod adaptive;
 mod backlog;
 mod error;
 mod hand_off;

@@ -157,3 +157,46 @@ fn owned_types_are_send_and_static() {
     static_::<RunOwned<SendFut>>();
     debug::<RunOwned<SendFut>>();
 }
+
+#[test]
+fn adaptive_types() {
+    use permits::adaptive;
+    type Classify = fn(&()) -> (adaptive::Outcome, std::time::Duration);
+    type ARun = adaptive::Run<'static, SendFut, Classify, adaptive::Aimd>;
+    // The limiter is shared between tasks; its permits and futures move
+    // between threads like the semaphore's.
+    send::<adaptive::Limiter>();
+    sync::<adaptive::Limiter>();
+    debug::<adaptive::Limiter>();
+    send::<adaptive::Permit<'static>>();
+    sync::<adaptive::Permit<'static>>();
+    debug::<adaptive::Permit<'static>>();
+    unpin::<adaptive::Permit<'static>>();
+    send::<adaptive::Acquire<'static, adaptive::Aimd>>();
+    debug::<adaptive::Acquire<'static, adaptive::Aimd>>();
+    send::<ARun>();
+    debug::<ARun>();
+    // Plain data.
+    send::<adaptive::Aimd>();
+    sync::<adaptive::Aimd>();
+    debug::<adaptive::Aimd>();
+    let _: fn(&adaptive::Sample) -> adaptive::Sample = |s| *s; // Copy
+    let _: fn(&adaptive::Decision) -> adaptive::Decision = |d| *d; // Copy
+    debug::<adaptive::Outcome>();
+    debug::<adaptive::Reason>();
+    const {
+        // Like `Acquire`, they own a queue node: poll them pinned.
+        assert!(!Probe::<adaptive::Acquire<'static, adaptive::Aimd>>::UNPIN);
+        assert!(!Probe::<ARun>::UNPIN);
+    }
+}
+
+#[test]
+fn adaptive_limiter_works_in_a_static() {
+    use permits::adaptive::{Aimd, Limiter};
+    static LIMITER: Limiter = Limiter::new(Aimd::new().initial_limit(3));
+    let p = LIMITER.try_acquire().unwrap();
+    assert_eq!(LIMITER.semaphore().available_permits(), 2);
+    drop(p);
+    assert_eq!(LIMITER.semaphore().available_permits(), 3);
+}

@@ -507,3 +507,43 @@ fn backlog_gate_waits_for_its_own_permit() {
         assert_idle(&sem, 1);
     });
 }
+
+/// 15. Two threads record samples into an adaptive limiter at once; its
+///     algorithm decides a different limit for each. They decide in one
+///     order (under the limiter's lock) and may apply to the semaphore in
+///     the other (after it): the semaphore still ends at the last decided
+///     limit, with a permit held throughout so a shrink leaves debt.
+///
+/// Preemption bound 3.
+#[test]
+fn adaptive_recorders_race_to_apply() {
+    use permits::adaptive::{Algorithm, Decision, Limiter, Outcome, Reason, Sample};
+
+    /// Decides 3, then 1, then 2, ...: every decision moves the limit.
+    struct Cycle(usize);
+    impl Algorithm for Cycle {
+        fn limit(&self) -> usize {
+            2
+        }
+        fn update(&mut self, _: &Sample) -> Option<Decision> {
+            self.0 += 1;
+            Some(Decision::new([3, 1, 2][self.0 % 3], Reason::Steady))
+        }
+    }
+
+    model_bounded(Some(3), || {
+        let limiter = Arc::new(Limiter::with_algorithm(Cycle(2)));
+        let held = limiter.try_acquire().unwrap();
+        let sample = Sample::new(std::time::Duration::from_millis(1), 1, Outcome::Success);
+        let l = limiter.clone();
+        let t = thread::spawn(move || l.record(sample));
+        limiter.record(sample);
+        t.join().unwrap();
+        // Decided 3 then 1, in some order of threads: the last is 1.
+        assert_eq!(limiter.limit(), 1);
+        assert_eq!(limiter.semaphore().limit(), 1);
+        assert_eq!(limiter.semaphore().debt(), 0);
+        drop(held);
+        assert_idle(limiter.semaphore(), 1);
+    });
+}
