@@ -20,6 +20,8 @@ extern crate std;
 mod acquire;
 mod backlog;
 mod error;
+#[cfg(feature = "alloc")]
+mod keyed;
 mod list;
 mod lock;
 mod permit;
@@ -41,6 +43,8 @@ pub use acquire::AcquireOwned;
 pub use backlog::RunAll;
 pub use backlog::{IterStream, Progress, RunAllFixed};
 pub use error::{AcquireError, TryAcquireError};
+#[cfg(feature = "alloc")]
+pub use keyed::{KeyedAcquire, KeyedPermit, KeyedRun, KeyedSemaphore};
 #[cfg(feature = "alloc")]
 pub use permit::OwnedPermit;
 pub use permit::Permit;
