@@ -20,8 +20,10 @@ extern crate std;
 mod acquire;
 mod backlog;
 mod error;
+mod hand_off;
 #[cfg(feature = "alloc")]
 mod keyed;
+mod limits;
 mod list;
 mod lock;
 mod permit;

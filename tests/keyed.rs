@@ -513,3 +513,71 @@ fn the_map_empties_after_100_000_distinct_keys() {
     });
     assert_eq!(keyed.live_keys(), 0);
 }
+
+/// A shrink below the permits held is exact (the core's `set_limit`): held
+/// permits stay valid, and the key's waiters start only once the work in
+/// flight is under the new limit.
+#[test]
+fn shrinking_a_keys_limit_with_holders_and_waiters_is_exact() {
+    let keyed = KeyedSemaphore::with_global_limit(3, 10);
+    let mut held: Vec<_> = (0..3).map(|_| keyed.try_acquire("k").unwrap()).collect();
+    let mut waiting: Vec<_> = (0..2).map(|_| Task::new(keyed.acquire("k"))).collect();
+    for t in &mut waiting {
+        t.pending();
+    }
+    keyed.set_key_limit("k", 1);
+    assert_eq!(keyed.key_limit(&"k"), 1);
+    // Two of the three held are now beyond the limit: their return pays that.
+    held.pop();
+    waiting[0].pending();
+    held.pop();
+    waiting[0].pending();
+    held.pop();
+    // Now nothing is held: exactly one waiter runs.
+    let first = waiting[0].ready().unwrap();
+    waiting[1].pending();
+    assert_eq!(keyed.global().unwrap().available_permits(), 9);
+    drop(first);
+    let second = waiting[1].ready().unwrap();
+    assert!(keyed.try_acquire("k").is_err());
+    drop(second);
+    // Growing back while someone waits serves them at once.
+    let one = keyed.try_acquire("k").unwrap();
+    let mut more = Task::new(keyed.acquire("k"));
+    more.pending();
+    keyed.set_key_limit("k", 2);
+    let two = more.ready().unwrap();
+    drop((one, two));
+    keyed.clear_key_limit(&"k");
+    assert_eq!(keyed.live_keys(), 0);
+}
+
+/// Overrides changed from several threads while the key is in use: the
+/// semaphore ends at the last limit recorded, whatever order the threads
+/// applied theirs in.
+#[test]
+fn concurrent_limit_changes_end_at_the_last_recorded_limit() {
+    let keyed = Arc::new(KeyedSemaphore::new(1));
+    for round in 0..if cfg!(miri) { 5 } else { 200 } {
+        let holder = keyed.try_acquire(round).unwrap();
+        let threads: Vec<_> = (1..=4)
+            .map(|n| {
+                let keyed = keyed.clone();
+                std::thread::spawn(move || keyed.set_key_limit(round, n))
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let last = keyed.key_limit(&round);
+        drop(holder);
+        // Exactly `last` can be taken now.
+        let taken: Vec<_> = (0..5)
+            .map_while(|_| keyed.try_acquire(round).ok())
+            .collect();
+        assert_eq!(taken.len(), last, "round {round}");
+        drop(taken);
+        keyed.clear_key_limit(&round);
+    }
+    assert_eq!(keyed.live_keys(), 0);
+}

@@ -14,17 +14,11 @@ use super::KeyedSemaphore;
 use crate::Semaphore;
 use alloc::sync::Arc;
 
-/// The one place a key's semaphore gets a new limit.
-///
-/// Interim until `Semaphore::set_limit` lands: grows by adding permits,
-/// shrinks by taking back the permits that are free (an inexact shrink).
+/// The one place a key's semaphore gets a new limit: the exact
+/// [`Semaphore::set_limit`] (a shrink below the permits held becomes debt,
+/// paid back as they return).
 fn apply_limit(sem: &Semaphore, n: usize) {
-    let total = sem.total_permits();
-    if n > total {
-        sem.add_permits(n - total);
-    } else {
-        sem.forget_permits(total - n);
-    }
+    sem.set_limit(n);
 }
 
 impl<K: Ord + Clone> KeyedSemaphore<K> {
@@ -32,9 +26,10 @@ impl<K: Ord + Clone> KeyedSemaphore<K> {
     /// holders and waiters too. The key stays in the map (with no users, an
     /// entry of a few dozen bytes) until [`clear_key_limit`](Self::clear_key_limit).
     ///
-    /// Growing serves the key's waiters at once (each still needs a global
-    /// permit, if there is a global limit); shrinking never revokes a held
-    /// permit: new work for the key starts once fewer than `n` are held.
+    /// Applied with [`Semaphore::set_limit`]: growing serves the key's
+    /// waiters at once (each still needs a global permit, if there is a
+    /// global limit); shrinking is exact and never revokes a held permit: new
+    /// work for the key starts once fewer than `n` are held.
     ///
     /// # Panics
     ///
