@@ -7,3 +7,6 @@ cd "$(dirname "$0")/.."
 cargo bench --no-run
 PERMITS_BENCH_QUICK=1 timeout 300 cargo bench --bench peers
 python3 benches/results/chart.py target/bench/peers-quick.json target/bench/peers-quick.svg > /dev/null
+# KeyedSemaphore against a plain Semaphore and the hand-rolled map (about
+# 3 s; it fails if a key is left in the map or a permit is lost).
+PERMITS_BENCH_QUICK=1 timeout 120 cargo bench --bench keyed

@@ -15,6 +15,9 @@ step() { echo; echo "=== $* ==="; local s=$SECONDS; "$@"; echo "[time] $((SECOND
 # overrides them all).
 step env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom \
     timeout 900 cargo test --release --test loom
+# KeyedSemaphore's eviction protocol (about 3 s after the build above).
+step env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom \
+    timeout 300 cargo test --release --test loom_keyed
 
 # --- model-based random test ---------------------------------------------
 # `cargo test` already ran 10,000 sequences (with debug assertions); here

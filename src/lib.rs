@@ -22,6 +22,8 @@ pub mod adaptive;
 mod backlog;
 mod error;
 mod hand_off;
+#[cfg(feature = "alloc")]
+mod keyed;
 mod limits;
 mod list;
 mod lock;
@@ -45,6 +47,8 @@ pub use backlog::RunAll;
 pub use backlog::RunWith;
 pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
+#[cfg(feature = "alloc")]
+pub use keyed::{KeyedAcquire, KeyedPermit, KeyedRun, KeyedSemaphore};
 #[cfg(feature = "alloc")]
 pub use permit::OwnedPermit;
 pub use permit::Permit;

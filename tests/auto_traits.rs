@@ -200,3 +200,33 @@ fn adaptive_limiter_works_in_a_static() {
     drop(p);
     assert_eq!(LIMITER.semaphore().available_permits(), 3);
 }
+
+#[cfg(feature = "alloc")]
+#[test]
+fn keyed_types() {
+    type Key = String;
+    send::<KeyedSemaphore<Key>>();
+    sync::<KeyedSemaphore<Key>>();
+    debug::<KeyedSemaphore<Key>>();
+    send::<KeyedAcquire<'static, Key>>();
+    sync::<KeyedAcquire<'static, Key>>();
+    debug::<KeyedAcquire<'static, Key>>();
+    send::<KeyedPermit<'static, Key>>();
+    sync::<KeyedPermit<'static, Key>>();
+    debug::<KeyedPermit<'static, Key>>();
+    unpin::<KeyedPermit<'static, Key>>();
+    send::<KeyedRun<'static, Key, SendFut>>();
+    debug::<KeyedRun<'static, Key, SendFut>>();
+    const {
+        // They own queue nodes, as `Acquire` does.
+        assert!(!Probe::<KeyedAcquire<'static, Key>>::UNPIN);
+        assert!(!Probe::<KeyedRun<'static, Key, SendFut>>::UNPIN);
+        // A key that is not `Send` makes the permit not `Send`.
+        assert!(!Probe::<KeyedPermit<'static, std::rc::Rc<u32>>>::SEND);
+    }
+    static KEYED: KeyedSemaphore<&str> = KeyedSemaphore::new(1);
+    let p = KEYED.try_acquire("a").unwrap();
+    assert!(KEYED.try_acquire("a").is_err());
+    drop(p);
+    assert_eq!(KEYED.live_keys(), 0);
+}
