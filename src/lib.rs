@@ -19,6 +19,8 @@ extern crate std;
 
 mod acquire;
 mod backlog;
+#[cfg(feature = "defmt")]
+mod defmt_format;
 mod error;
 mod list;
 mod lock;
