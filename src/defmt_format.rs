@@ -43,7 +43,7 @@ impl Format for Permit<'_> {
     }
 }
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 impl Format for crate::OwnedPermit {
     fn format(&self, f: Formatter<'_>) {
         write!(

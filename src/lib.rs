@@ -37,16 +37,16 @@ mod wake_batch;
 mod lock_free_tests;
 
 pub use acquire::Acquire;
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use acquire::AcquireOwned;
 #[cfg(feature = "alloc")]
 pub use backlog::RunAll;
 pub use backlog::{IterStream, Progress, RunAllFixed};
 pub use error::{AcquireError, TryAcquireError};
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use permit::OwnedPermit;
 pub use permit::Permit;
 pub use run::Run;
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use run::RunOwned;
 pub use semaphore::Semaphore;
