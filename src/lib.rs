@@ -22,6 +22,8 @@ mod backlog;
 #[cfg(feature = "defmt")]
 mod defmt_format;
 mod error;
+mod hand_off;
+mod limits;
 mod list;
 mod lock;
 mod permit;

@@ -70,13 +70,15 @@ fn fifo(checks: &mut Checks) {
 
 fn many_at_head(checks: &mut Checks) {
     clear_flags();
-    let sem = Semaphore::new(0);
+    // Limit 3, all held: a queued acquire_many(3) fits and heads the queue.
+    let sem = Semaphore::new(3);
+    let mut held = sem.try_acquire_many(3).unwrap();
     let mut big = pin!(Some(sem.acquire_many(3)));
     let mut small = pin!(Some(sem.acquire()));
     assert!(poll(big.as_mut(), 0).is_pending());
     assert!(poll(small.as_mut(), 1).is_pending());
 
-    sem.add_permits(2);
+    drop(held.split(2).unwrap());
     assert_eq!((take_woken(0), take_woken(1)), (false, false));
     assert!(
         poll(small.as_mut(), 1).is_pending(),
@@ -84,7 +86,7 @@ fn many_at_head(checks: &mut Checks) {
     );
     assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
 
-    sem.add_permits(1);
+    drop(held);
     assert_eq!((take_woken(0), take_woken(1)), (true, false));
     let p = ready(poll(big.as_mut(), 0)).unwrap();
     assert_eq!(p.num_permits(), 3);
@@ -96,6 +98,32 @@ fn many_at_head(checks: &mut Checks) {
     drop(q);
     assert_eq!(sem.available_permits(), 3);
     checks.ok("acquire_many(3) at the head holds back a later acquire()");
+}
+
+fn larger_than_limit_waits_aside(checks: &mut Checks) {
+    clear_flags();
+    // `new(0)` filled later: a request larger than the limit does not wedge
+    // the queue; it takes its place back once the limit reaches it.
+    let sem = Semaphore::new(0);
+    let mut big = pin!(Some(sem.acquire_many(3)));
+    let mut small = pin!(Some(sem.acquire()));
+    assert!(poll(big.as_mut(), 0).is_pending());
+    assert!(poll(small.as_mut(), 1).is_pending());
+    sem.add_permits(2);
+    assert_eq!((take_woken(0), take_woken(1)), (false, true));
+    let q = ready(poll(small.as_mut(), 1)).unwrap();
+    sem.add_permits(1); // limit 3: big is back, and handed the 2 free ones
+    assert_eq!((sem.limit(), sem.available_permits()), (3, 0));
+    drop(q);
+    assert!(take_woken(0));
+    let p = ready(poll(big.as_mut(), 0)).unwrap();
+    assert_eq!(p.num_permits(), 3);
+    // An exact shrink with all three out: they become debt, paid on return.
+    sem.set_limit(1);
+    assert_eq!(sem.debt(), 2);
+    drop(p);
+    assert_eq!((sem.debt(), sem.available_permits()), (0, 1));
+    checks.ok("larger than the limit waits aside; set_limit shrinks exactly");
 }
 
 fn cancel_queued(checks: &mut Checks) {
@@ -235,6 +263,7 @@ fn main() -> ! {
     let mut checks = Checks::new("semantics");
     fifo(&mut checks);
     many_at_head(&mut checks);
+    larger_than_limit_waits_aside(&mut checks);
     cancel_queued(&mut checks);
     cancel_after_handoff(&mut checks);
     close(&mut checks);
