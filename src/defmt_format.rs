@@ -3,7 +3,8 @@
 //! The error enums derive it where they are defined.
 //!
 //! The output matches `Display` / `Debug`: `Progress` as its one-line summary,
-//! `Semaphore` and the permits as their counts.
+//! `Semaphore` as its counts (including `limit` and `debt`, so the
+//! limit takes the queue lock) and the permits as theirs.
 
 use defmt::{write, Format, Formatter};
 
@@ -30,8 +31,10 @@ impl Format for Semaphore {
     fn format(&self, f: Formatter<'_>) {
         write!(
             f,
-            "Semaphore {{ available_permits: {=usize}, closed: {=bool}, .. }}",
+            "Semaphore {{ available_permits: {=usize}, limit: {=usize}, debt: {=usize}, closed: {=bool}, .. }}",
             self.available_permits(),
+            self.limit(),
+            self.debt(),
             self.is_closed()
         );
     }
