@@ -4,7 +4,9 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
+use std::fmt;
+
+use indicatif::{ProgressBar, ProgressState, ProgressStyle};
 use permits::Progress;
 
 /// What a report shows.
@@ -36,11 +38,16 @@ impl Reporter {
             None => ProgressBar::new_spinner(),
         };
         let template = if total.is_some() {
-            "{elapsed_precise} [{wide_bar}] {pos}/{len} {per_sec:>10} {msg}"
+            "{elapsed_precise} [{wide_bar}] {pos}/{len} {rate} {msg}"
         } else {
-            "{elapsed_precise} {spinner} {pos} {per_sec:>10} {msg}"
+            "{elapsed_precise} {spinner} {pos} {rate} {msg}"
         };
-        bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
+        let style = ProgressStyle::with_template(template)
+            .expect("valid template")
+            .with_key("rate", |state: &ProgressState, w: &mut dyn fmt::Write| {
+                let _ = write!(w, "{:>6.0}/s", state.per_sec());
+            });
+        bar.set_style(style);
         bar.enable_steady_tick(Duration::from_millis(100));
         Self::Bar(bar)
     }
