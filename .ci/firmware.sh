@@ -53,8 +53,8 @@ elves() {
 }
 v6m=$(elves thumbv6m-none-eabi --features critical-section)
 v7m=$(elves thumbv7m-none-eabi --features critical-section)
-# embassy, block_on, semantics, interrupt, backlog
-[ "$(echo "$v6m" | wc -w)" -ge 5 ] || { echo "FAIL: thumbv6m images not found"; exit 1; }
+# embassy, block_on, semantics, interrupt, backlog, timeout
+[ "$(echo "$v6m" | wc -w)" -ge 6 ] || { echo "FAIL: thumbv6m images not found"; exit 1; }
 exclusive() { arm-none-eabi-objdump -d "$1" | grep -cE $'\t(ldrex|strex)[a-z]*\t' || true; }
 for elf in $v6m; do
   n=$(exclusive "$elf")
