@@ -11,12 +11,13 @@ Message-ID arrived and the most sessions open at once. A session counts from
 EHLO/HELO until its QUIT, and both hooks run before the client gets the
 reply, so the count is never below what the client had open.
 
-    /usr/bin/python3 .ci/smtp_counter.py check stats.json COUNT LIMIT
+    /usr/bin/python3 .ci/smtp_counter.py check stats.json COUNT LIMIT [PER_DOMAIN]
 
 checks that run: every email 0..COUNT except the rejected ones (every
 hundredth) arrived exactly once, nothing else arrived, and the most sessions
 at once was at most LIMIT (and above 1, so the limit was actually reached
-for).
+for); with PER_DOMAIN, the same for the most sessions of one recipient
+domain at once.
 """
 
 import asyncio
@@ -33,6 +34,7 @@ class Counter:
         self.out = os.environ["SMTP_COUNTER_OUT"]
         self.sessions = 0
         self.max_sessions = 0
+        self.domains = {}  # domain -> [open now, most at once]
         self.messages = {}
         self._save()
 
@@ -43,6 +45,7 @@ class Counter:
                 {
                     "sessions": self.sessions,
                     "max_sessions": self.max_sessions,
+                    "max_per_domain": max((m for _, m in self.domains.values()), default=0),
                     "messages": self.messages,
                 },
                 f,
@@ -67,6 +70,11 @@ class Counter:
         return "250 {}".format(server.hostname)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if not hasattr(session, "domain"):
+            session.domain = address.rpartition("@")[2].lower()
+            load = self.domains.setdefault(session.domain, [0, 0])
+            load[0] += 1
+            load[1] = max(load[1], load[0])
         if address.lower().startswith("nobody"):
             return "550 5.1.1 mailbox unavailable"
         envelope.rcpt_tos.append(address)
@@ -84,11 +92,13 @@ class Counter:
         if getattr(session, "counted", False):
             session.counted = False
             self.sessions -= 1
+            if hasattr(session, "domain"):
+                self.domains[session.domain][0] -= 1
             self._save()
         return "221 bye"
 
 
-def check(path, count, limit):
+def check(path, count, limit, per_domain=None):
     with open(path) as f:
         stats = json.load(f)
     messages = stats["messages"]
@@ -97,18 +107,23 @@ def check(path, count, limit):
     extra = sorted(messages.keys() - expected)
     twice = sorted(k for k, n in messages.items() if n > 1)
     peak = stats["max_sessions"]
+    domain_peak = stats["max_per_domain"]
     print(
         f"aiosmtpd: {len(messages)} messages, {len(missing)} missing, "
         f"{len(extra)} unexpected, {len(twice)} more than once; "
-        f"most sessions at once {peak} (limit {limit}), open at the end {stats['sessions']}"
+        f"most sessions at once {peak} (limit {limit}), "
+        f"per domain {domain_peak} (limit {per_domain}), open at the end {stats['sessions']}"
     )
     ok = not missing and not extra and not twice and 1 < peak <= limit
+    if per_domain is not None:
+        ok = ok and 1 < domain_peak <= per_domain
     if not ok:
         print(f"FAIL: missing {missing[:10]} extra {extra[:10]} twice {twice[:10]}")
     return ok
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 5 or sys.argv[1] != "check":
+    if len(sys.argv) not in (5, 6) or sys.argv[1] != "check":
         sys.exit(__doc__)
-    sys.exit(0 if check(sys.argv[2], int(sys.argv[3]), int(sys.argv[4])) else 1)
+    limits = [int(a) for a in sys.argv[3:]]
+    sys.exit(0 if check(sys.argv[2], *limits) else 1)

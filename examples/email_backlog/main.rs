@@ -38,13 +38,15 @@ use tokio::net::TcpStream;
 use progress::{Counts, Reporter};
 
 const USAGE: &str = "usage: email_backlog [--count N (0 = endless)] [--limit N] \
-                     [--domains N] [--smtp HOST:PORT]";
+                     [--domains N] [--smtp HOST:PORT | --sink-capacity N]";
 
 struct Args {
     count: u64,
     limit: usize,
     domains: u64,
     smtp: Option<(String, u16)>,
+    /// The in-process sink's sessions per domain at once (`None`: any).
+    capacity: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -53,6 +55,7 @@ fn parse_args() -> Result<Args, String> {
         limit: 16,
         domains: 50,
         smtp: None,
+        capacity: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -74,6 +77,10 @@ fn parse_args() -> Result<Args, String> {
                     .map_err(|_| format!("--smtp: bad port in {v}"))?;
                 args.smtp = Some((host.to_string(), port));
             }
+            "--sink-capacity" => {
+                let n = number("--sink-capacity", value("--sink-capacity")?)?;
+                args.capacity = Some(n as usize);
+            }
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -83,6 +90,12 @@ fn parse_args() -> Result<Args, String> {
     }
     if args.domains == 0 {
         return Err("--domains must be at least 1".into());
+    }
+    if args.capacity == Some(0) {
+        return Err("--sink-capacity must be at least 1".into());
+    }
+    if args.capacity.is_some() && args.smtp.is_some() {
+        return Err("--sink-capacity is for the in-process sink, not --smtp".into());
     }
     Ok(args)
 }
@@ -151,7 +164,9 @@ async fn main() {
     let (host, port, sink) = match args.smtp.clone() {
         Some((host, port)) => (host, port, None),
         None => {
-            let (addr, seen) = sink::start().await.expect("start the SMTP sink");
+            let (addr, seen) = sink::start(args.capacity)
+                .await
+                .expect("start the SMTP sink");
             (addr.ip().to_string(), addr.port(), Some(seen))
         }
     };
@@ -220,9 +235,11 @@ async fn main() {
             .count();
         println!(
             "sink: {} messages received, {missing} missing, {twice} more than once; \
-             most sessions at once {}",
+             most sessions at once {}, per domain {}; {} refused as too busy",
             seen.messages.len(),
-            seen.max_sessions
+            seen.max_sessions,
+            seen.max_per_domain(),
+            seen.refused
         );
         assert_eq!((missing, twice), (0, 0), "every sent email arrived once");
         assert_eq!(seen.messages.len(), sent_ids.len(), "nothing else arrived");

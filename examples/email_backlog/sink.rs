@@ -2,7 +2,12 @@
 //! else: it speaks just enough SMTP for a real client (EHLO, MAIL, RCPT,
 //! DATA, RSET, NOOP, QUIT), takes 1 to 5 ms per message, rejects recipients
 //! whose mailbox starts with `nobody` (550), and counts what it saw: each
-//! message by its `Message-ID`, the sessions open at once and the most ever.
+//! message by its `Message-ID`, the sessions open at once and the most ever,
+//! in total and per recipient domain.
+//!
+//! With a `capacity`, each domain behaves like a mail server that takes at
+//! most that many sessions at once: one more is refused with
+//! `421 4.7.0 too busy` (the back-pressure an adaptive limit learns from).
 //!
 //! A session counts from its greeting (EHLO/HELO) until its QUIT is
 //! answered or its connection ends: the client cannot start a session
@@ -25,10 +30,26 @@ pub struct Seen {
     /// Sessions open now, and the most at once.
     pub sessions: usize,
     pub max_sessions: usize,
+    /// Per recipient domain: sessions open now, and the most at once.
+    pub domains: HashMap<String, (usize, usize)>,
+    /// Sessions refused with 421 because their domain was at capacity.
+    pub refused: u64,
+}
+
+impl Seen {
+    /// The most sessions any one domain had at once.
+    pub fn max_per_domain(&self) -> usize {
+        self.domains
+            .values()
+            .map(|&(_, max)| max)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// Listens on a free loopback port; returns its address and the counters.
-pub async fn start() -> std::io::Result<(SocketAddr, Arc<Mutex<Seen>>)> {
+/// `capacity`: the most sessions one domain takes at once (`None`: no limit).
+pub async fn start(capacity: Option<usize>) -> std::io::Result<(SocketAddr, Arc<Mutex<Seen>>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -38,18 +59,26 @@ pub async fn start() -> std::io::Result<(SocketAddr, Arc<Mutex<Seen>>)> {
             // Replies are small writes: without this, Nagle and delayed ACKs
             // put ~40 ms into each SMTP round trip.
             let _ = stream.set_nodelay(true);
-            tokio::spawn(session(stream, counters.clone()));
+            tokio::spawn(session(stream, counters.clone(), capacity));
         }
     });
     Ok((addr, seen))
 }
 
-/// Uncounts the session when dropped, however the connection ends.
-struct Open<'a>(&'a Mutex<Seen>);
+/// Uncounts the session (and its domain) when dropped, however the
+/// connection ends.
+struct Open<'a> {
+    seen: &'a Mutex<Seen>,
+    domain: Option<String>,
+}
 
 impl Drop for Open<'_> {
     fn drop(&mut self) {
-        self.0.lock().unwrap().sessions -= 1;
+        let mut s = self.seen.lock().unwrap();
+        s.sessions -= 1;
+        if let Some(domain) = self.domain.take() {
+            s.domains.get_mut(&domain).expect("counted").0 -= 1;
+        }
     }
 }
 
@@ -57,10 +86,34 @@ fn open(seen: &Mutex<Seen>) -> Open<'_> {
     let mut s = seen.lock().unwrap();
     s.sessions += 1;
     s.max_sessions = s.max_sessions.max(s.sessions);
-    Open(seen)
+    Open { seen, domain: None }
 }
 
-async fn session(stream: TcpStream, seen: Arc<Mutex<Seen>>) -> std::io::Result<()> {
+impl Open<'_> {
+    /// Counts the session for `domain`; `false` if that domain is at
+    /// `capacity` (the session is then refused).
+    fn enter(&mut self, domain: &str, capacity: Option<usize>) -> bool {
+        if self.domain.is_some() {
+            return true; // one domain per session here
+        }
+        let mut s = self.seen.lock().unwrap();
+        let load = s.domains.entry(domain.to_string()).or_default();
+        if capacity.is_some_and(|c| load.0 >= c) {
+            s.refused += 1;
+            return false;
+        }
+        load.0 += 1;
+        load.1 = load.1.max(load.0);
+        self.domain = Some(domain.to_string());
+        true
+    }
+}
+
+async fn session(
+    stream: TcpStream,
+    seen: Arc<Mutex<Seen>>,
+    capacity: Option<usize>,
+) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
     write.write_all(b"220 sink ESMTP ready\r\n").await?;
@@ -77,10 +130,30 @@ async fn session(stream: TcpStream, seen: Arc<Mutex<Seen>>) -> std::io::Result<(
                 }
             }
             "MAIL" | "RSET" | "NOOP" => b"250 OK\r\n",
-            "RCPT" if line.to_ascii_lowercase().contains("<nobody") => {
-                b"550 5.1.1 mailbox unavailable\r\n"
+            "RCPT" => {
+                let address = line.to_ascii_lowercase();
+                let domain = address
+                    .rsplit('@')
+                    .next()
+                    .unwrap_or("")
+                    .trim_end_matches('>');
+                let Some(counted) = counted.as_mut() else {
+                    write.write_all(b"503 send EHLO first\r\n").await?;
+                    continue;
+                };
+                if !counted.enter(domain, capacity) {
+                    // The server closes the connection after a 421.
+                    write
+                        .write_all(b"421 4.7.0 too busy, try again later\r\n")
+                        .await?;
+                    return Ok(());
+                }
+                if address.contains("<nobody") {
+                    b"550 5.1.1 mailbox unavailable\r\n"
+                } else {
+                    b"250 OK\r\n"
+                }
             }
-            "RCPT" => b"250 OK\r\n",
             "DATA" => {
                 write.write_all(b"354 end with <CRLF>.<CRLF>\r\n").await?;
                 let mut id = None;
