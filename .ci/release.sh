@@ -2,7 +2,8 @@
 # Release hygiene (issue 14): every feature combination builds, each
 # publishable package holds only what a user needs and passes
 # `cargo publish --dry-run`, and the declared minimum versions of the direct
-# dependencies build and pass the tests. Installs what it needs.
+# dependencies build and pass the tests, and the library builds with the
+# declared MSRV. Installs what it needs.
 # Usage: bash .ci/release.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +39,23 @@ done
 # All of them, in dependency order (a path dependency on an unpublished
 # workspace package is checked against the one just packaged).
 step cargo publish --workspace --dry-run --allow-dirty
+
+# --- the MSRV ------------------------------------------------------------------
+# The library builds with the `rust-version` Cargo.toml declares (all
+# features, none, and a core without compare-and-swap). Tests, examples and
+# benchmarks are not built with it: their dev-dependencies may need newer.
+msrv=$(cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+print(next(p["rust_version"] for p in json.load(sys.stdin)["packages"] if p["name"] == "permits"))')
+step rustup toolchain install "$msrv" --profile minimal
+step rustup target add --toolchain "$msrv" thumbv6m-none-eabi
+(
+  export CARGO_TARGET_DIR=target/msrv
+  step cargo "+$msrv" check --locked -p permits --lib --all-features
+  step cargo "+$msrv" check --locked -p permits --lib --no-default-features
+  step cargo "+$msrv" check --locked -p permits --lib --no-default-features \
+      --features critical-section,alloc,defmt --target thumbv6m-none-eabi
+)
 
 # --- lowest declared versions ------------------------------------------------
 # Direct dependencies at the lowest version Cargo.toml allows (their own
