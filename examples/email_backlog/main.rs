@@ -194,7 +194,7 @@ async fn main() {
             let result = tokio::select! {
                 result = sends.next() => result,
                 _ = &mut ctrl_c => {
-                    eprintln!("\ninterrupted: dropping the sends in flight");
+                    reporter.note("interrupted: dropping the sends in flight");
                     break;
                 }
             };
@@ -207,7 +207,7 @@ async fn main() {
                 }
                 Some(Ok(Err(_failure))) => failed += 1,
                 Some(Err(closed)) => {
-                    eprintln!("stopped: {closed}");
+                    reporter.note(&format!("stopped: {closed}"));
                     break;
                 }
                 None => break,
@@ -242,7 +242,10 @@ async fn main() {
             seen.refused
         );
         assert_eq!((missing, twice), (0, 0), "every sent email arrived once");
-        assert_eq!(seen.messages.len(), sent_ids.len(), "nothing else arrived");
+        // Sends dropped on Ctrl-C may have got their message through before
+        // the session was cut: at most one each.
+        let unconfirmed = seen.messages.len() - sent_ids.len();
+        assert!(unconfirmed <= progress.in_flight, "nothing else arrived");
         assert!(seen.max_sessions <= args.limit, "the server saw too many");
     }
     println!(

@@ -77,6 +77,14 @@ impl Reporter {
         }
     }
 
+    /// A line on stderr that does not tear the bar.
+    pub fn note(&self, line: &str) {
+        match self {
+            Self::Bar(bar) => bar.suspend(|| eprintln!("{line}")),
+            Self::Lines { .. } => eprintln!("{line}"),
+        }
+    }
+
     pub fn finish(&self) {
         if let Self::Bar(bar) = self {
             bar.finish_and_clear();
