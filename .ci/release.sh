@@ -11,6 +11,7 @@ export CARGO_TERM_COLOR=never
 step() { echo; echo "=== $* ==="; local s=$SECONDS; "$@"; echo "[time] $((SECONDS - s))s: $*"; }
 
 # --- every feature combination ---------------------------------------------
+mkdir -p target
 command -v cargo-hack >/dev/null || step cargo install --locked cargo-hack
 # `default` is `std`, so skipping it loses no combination.
 step cargo hack check --feature-powerset --skip default --lib
