@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Benchmarks in CI: build them all, then one quick smoke pass of
-# benches/peers.rs (well under a minute; it fails if `permits` breaks a
+# benches/peers/ (well under a minute; it fails if `permits` breaks a
 # limit or loses a permit). CI does not judge timings.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -18,6 +18,7 @@ extern crate alloc;
 extern crate std;
 
 mod acquire;
+pub mod adaptive;
 mod backlog;
 #[cfg(feature = "defmt")]
 mod defmt_format;
@@ -27,7 +28,6 @@ mod limits;
 mod list;
 mod lock;
 mod permit;
-mod pin_array;
 mod run;
 mod semaphore;
 mod state;
@@ -43,7 +43,9 @@ pub use acquire::Acquire;
 pub use acquire::AcquireOwned;
 #[cfg(feature = "alloc")]
 pub use backlog::RunAll;
-pub use backlog::{IterStream, Progress, RunAllFixed};
+#[cfg(feature = "alloc")]
+pub use backlog::RunWith;
+pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use permit::OwnedPermit;

@@ -419,3 +419,131 @@ fn shrink_below_partly_served_head() {
         assert_idle(&sem, 2);
     });
 }
+
+/// A reply another thread sends: pending until `answer`ed, under a loom
+/// mutex so the future's check-then-store cannot miss the answer.
+#[derive(Default)]
+struct Mailbox(loom::sync::Mutex<(bool, Option<std::task::Waker>)>);
+
+impl Mailbox {
+    fn answer(&self) {
+        let waker = {
+            let mut m = self.0.lock().unwrap();
+            m.0 = true;
+            m.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+struct Reply(Arc<Mailbox>);
+
+impl Future for Reply {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut m = self.0 .0.lock().unwrap();
+        if m.0 {
+            return Poll::Ready(());
+        }
+        m.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// 13. The backlog stream's per-slot wake-ups (`src/backlog/ready.rs`): two
+///    items in flight, each answered from its own thread while the stream's
+///    task polls, sleeps and is woken: no wake-up is lost (a lost one is a
+///    loom deadlock in `block_on`), each output comes once, every permit is
+///    back.
+///
+/// Preemption bound 2 (each poll of the stream runs several atomics).
+#[test]
+fn backlog_slot_wake_ups_from_two_threads() {
+    model_bounded(Some(2), || {
+        use futures::StreamExt;
+        let sem = Semaphore::new(2);
+        let boxes = [Arc::new(Mailbox::default()), Arc::new(Mailbox::default())];
+        let answerers: Vec<_> = boxes
+            .iter()
+            .map(|m| {
+                let m = m.clone();
+                thread::spawn(move || m.answer())
+            })
+            .collect();
+        let n = block_on(sem.run_all(0..2, |i| Reply(boxes[i].clone())).count());
+        assert_eq!(n, 2);
+        for t in answerers {
+            t.join().unwrap();
+        }
+        assert_idle(&sem, 2);
+    });
+}
+
+/// 14. One permit, two items: the gate waits for its own item's permit (off
+///     the queue), which comes back when a reply from another thread ends
+///     the first item; the second item's reply comes from a third thread.
+///
+/// Preemption bound 2.
+#[test]
+fn backlog_gate_waits_for_its_own_permit() {
+    model_bounded(Some(2), || {
+        use futures::StreamExt;
+        let sem = Semaphore::new(1);
+        let boxes = [Arc::new(Mailbox::default()), Arc::new(Mailbox::default())];
+        let answerers: Vec<_> = boxes
+            .iter()
+            .map(|m| {
+                let m = m.clone();
+                thread::spawn(move || m.answer())
+            })
+            .collect();
+        let n = block_on(sem.run_all(0..2, |i| Reply(boxes[i].clone())).count());
+        assert_eq!(n, 2);
+        for t in answerers {
+            t.join().unwrap();
+        }
+        assert_idle(&sem, 1);
+    });
+}
+
+/// 15. Two threads record samples into an adaptive limiter at once; its
+///     algorithm decides a different limit for each. They decide in one
+///     order (under the limiter's lock) and may apply to the semaphore in
+///     the other (after it): the semaphore still ends at the last decided
+///     limit, with a permit held throughout so a shrink leaves debt.
+///
+/// Preemption bound 3.
+#[test]
+fn adaptive_recorders_race_to_apply() {
+    use permits::adaptive::{Algorithm, Decision, Limiter, Outcome, Reason, Sample};
+
+    /// Decides 3, then 1, then 2, ...: every decision moves the limit.
+    struct Cycle(usize);
+    impl Algorithm for Cycle {
+        fn limit(&self) -> usize {
+            2
+        }
+        fn update(&mut self, _: &Sample) -> Option<Decision> {
+            self.0 += 1;
+            Some(Decision::new([3, 1, 2][self.0 % 3], Reason::Steady))
+        }
+    }
+
+    model_bounded(Some(3), || {
+        let limiter = Arc::new(Limiter::with_algorithm(Cycle(2)));
+        let held = limiter.try_acquire().unwrap();
+        let sample = Sample::new(std::time::Duration::from_millis(1), 1, Outcome::Success);
+        let l = limiter.clone();
+        let t = thread::spawn(move || l.record(sample));
+        limiter.record(sample);
+        t.join().unwrap();
+        // Decided 3 then 1, in some order of threads: the last is 1.
+        assert_eq!(limiter.limit(), 1);
+        assert_eq!(limiter.semaphore().limit(), 1);
+        assert_eq!(limiter.semaphore().debt(), 0);
+        drop(held);
+        assert_idle(limiter.semaphore(), 1);
+    });
+}
