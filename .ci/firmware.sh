@@ -39,6 +39,12 @@ run thumbv7m-none-eabi --features critical-section
 run thumbv7em-none-eabihf
 run thumbv7em-none-eabihf --features critical-section
 
+# The embassy example (run, acquire, run_stream_fixed over a Channel), and
+# with the `defmt` feature: permits' `defmt::Format` impls built and linked
+# (the example logs errors, a permit, `Progress` and the semaphore through them).
+t cargo run -q --example embassy --target thumbv7m-none-eabi
+t cargo run -q --example embassy --target thumbv6m-none-eabi --features critical-section,defmt
+
 # 3. The Cortex-M0 images use no exclusive loads/stores (the core has none):
 #    the counter and the queue go through critical sections instead.
 elves() {

@@ -12,6 +12,15 @@ compile_error!(
      enable the `critical-section` feature and link a critical-section implementation"
 );
 
+// `alloc`'s types here share state through `Arc` (owned permits, the
+// backlog's per-slot wakers, the keyed map), which `alloc` only has on
+// targets with atomic pointers.
+#[cfg(all(feature = "alloc", not(target_has_atomic = "ptr")))]
+compile_error!(
+    "permits: the `alloc` feature needs a target with atomic pointers (`Arc`); \
+     on cores without compare-and-swap (thumbv6m, riscv32imc) use the allocation-free API"
+);
+
 #[cfg(feature = "alloc")]
 extern crate alloc;
 #[cfg(any(feature = "std", test))]
@@ -20,6 +29,8 @@ extern crate std;
 mod acquire;
 pub mod adaptive;
 mod backlog;
+#[cfg(feature = "defmt")]
+mod defmt_format;
 mod error;
 mod hand_off;
 #[cfg(feature = "alloc")]
@@ -39,7 +50,7 @@ mod wake_batch;
 mod lock_free_tests;
 
 pub use acquire::Acquire;
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use acquire::AcquireOwned;
 #[cfg(feature = "alloc")]
 pub use backlog::RunAll;
@@ -49,10 +60,10 @@ pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "alloc")]
 pub use keyed::{KeyedAcquire, KeyedPermit, KeyedRun, KeyedSemaphore};
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use permit::OwnedPermit;
 pub use permit::Permit;
 pub use run::Run;
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use run::RunOwned;
 pub use semaphore::Semaphore;

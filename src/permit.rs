@@ -113,10 +113,10 @@ impl fmt::Debug for Permit<'_> {
     }
 }
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use owned::OwnedPermit;
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 mod owned {
     use alloc::sync::Arc;
     use core::fmt;
