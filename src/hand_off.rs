@@ -47,13 +47,17 @@ impl Semaphore {
         let more = self
             .queue
             .with(|q| self.distribute_locked(q, n, &mut batch));
-        if more {
-            let guard = FinishOnUnwind(self, Self::serve);
-            batch.wake_all();
+        self.wake_then_serve(batch, more);
+    }
+
+    /// Wakes the waiters a locked round served; if the round stopped on a
+    /// full batch (`more`), serves the rest, also if a wake panics.
+    pub(crate) fn wake_then_serve(&self, mut batch: WakeBatch, more: bool) {
+        let guard = more.then(|| FinishOnUnwind(self, Self::serve));
+        batch.wake_all();
+        if let Some(guard) = guard {
             guard.disarm();
             self.serve();
-        } else {
-            batch.wake_all();
         }
     }
 

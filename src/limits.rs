@@ -3,7 +3,7 @@
 //! them all: change the limit (and the counter, whose negative part is the
 //! debt), regroup the queue around the new limit, hand out what is free.
 
-use crate::hand_off::{FinishOnUnwind, Queue};
+use crate::hand_off::Queue;
 use crate::state::MAX_PERMITS;
 use crate::wake_batch::WakeBatch;
 use crate::Semaphore;
@@ -153,14 +153,7 @@ impl Semaphore {
             }
             (result, self.distribute_locked(q, hand, &mut batch))
         });
-        if more {
-            let guard = FinishOnUnwind(self, Self::serve);
-            batch.wake_all();
-            guard.disarm();
-            self.serve();
-        } else {
-            batch.wake_all();
-        }
+        self.wake_then_serve(batch, more);
         result
     }
 }
