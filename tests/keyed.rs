@@ -362,6 +362,9 @@ async fn stress_body(keyed: &KeyedSemaphore<u32>, tracker: &Tracker, seed: u32, 
 }
 
 #[test]
+// Miri cannot run these pools in reasonable time (tokio's timer driver, a
+// pool of OS threads); the hand-polled and OS-thread tests cover it there.
+#[cfg_attr(miri, ignore)]
 fn limits_hold_on_tokio_multi_thread_with_cancellation() {
     let keyed: &'static KeyedSemaphore<u32> =
         Box::leak(Box::new(KeyedSemaphore::with_global_limit(2, 5)));
@@ -396,6 +399,9 @@ fn limits_hold_on_tokio_multi_thread_with_cancellation() {
 }
 
 #[test]
+// Miri cannot run these pools in reasonable time (tokio's timer driver, a
+// pool of OS threads); the hand-polled and OS-thread tests cover it there.
+#[cfg_attr(miri, ignore)]
 fn limits_hold_on_futures_thread_pool() {
     let keyed = Arc::new(KeyedSemaphore::with_global_limit(2, 5));
     let tracker = Arc::new(Tracker::default());
