@@ -51,4 +51,8 @@ t timeout 120 cargo run -q --no-default-features --example executor_block_on
 
 t cargo build -q --release --example email_backlog
 t smtp_run 400 8
-echo "examples: 6 passed, 0 failed"
+t smtp_run 400 8 --adaptive
+# The adaptive limit against the in-process sink's busy domains (421s).
+t timeout 120 cargo run -q --release --example email_backlog -- \
+  --adaptive --limit 32 --domains 4 --sink-capacity 3 --count 2000
+echo "examples: 8 passed, 0 failed"

@@ -8,7 +8,13 @@
 //! cargo run --release --example email_backlog -- --count 0       # endless, until Ctrl-C
 //! cargo run --release --example email_backlog -- --count 5000 --limit 64 --domains 200
 //! cargo run --release --example email_backlog -- --smtp 127.0.0.1:2525   # a real server
+//! cargo run --release --example email_backlog -- --adaptive --limit 32 --domains 4 --sink-capacity 3
 //! ```
+//!
+//! `--adaptive` lets an AIMD limiter find the limit (up to `--limit`) from
+//! the replies: with `--sink-capacity 3` each of the 4 domains refuses a
+//! fourth session with `421`, and the limit settles near what they take;
+//! `--fixed` (the default) keeps `--limit`.
 //!
 //! Recipients are spread over `--domains` domains; one in a hundred is a
 //! mailbox the server rejects (550), to show failures going by without
@@ -20,6 +26,7 @@
 //! With the in-process sink it also checks what the server received: every
 //! email that was sent arrived once, and no more sessions than the limit.
 
+mod limits;
 mod progress;
 mod sink;
 
@@ -32,13 +39,13 @@ use lettre::message::header::ContentType;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Message;
-use permits::Semaphore;
 use tokio::net::TcpStream;
 
+use limits::{Failure, Limits};
 use progress::{Counts, Reporter};
 
 const USAGE: &str = "usage: email_backlog [--count N (0 = endless)] [--limit N] \
-                     [--domains N] [--smtp HOST:PORT | --sink-capacity N]";
+                     [--domains N] [--adaptive | --fixed] [--smtp HOST:PORT | --sink-capacity N]";
 
 struct Args {
     count: u64,
@@ -47,6 +54,8 @@ struct Args {
     smtp: Option<(String, u16)>,
     /// The in-process sink's sessions per domain at once (`None`: any).
     capacity: Option<usize>,
+    /// Find the limit (up to `limit`) instead of fixing it.
+    adaptive: bool,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -56,6 +65,7 @@ fn parse_args() -> Result<Args, String> {
         domains: 50,
         smtp: None,
         capacity: None,
+        adaptive: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,6 +91,8 @@ fn parse_args() -> Result<Args, String> {
                 let n = number("--sink-capacity", value("--sink-capacity")?)?;
                 args.capacity = Some(n as usize);
             }
+            "--adaptive" => args.adaptive = true,
+            "--fixed" => args.adaptive = false,
             "-h" | "--help" => return Err(USAGE.into()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -113,7 +125,7 @@ static IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 static MAX_IN_FLIGHT: AtomicUsize = AtomicUsize::new(0);
 
 /// One email, one SMTP session, spoken by lettre's SMTP client.
-async fn send(server: &str, domains: u64, id: u64) -> Result<u64, String> {
+async fn send(server: &str, domains: u64, id: u64) -> Result<u64, Failure> {
     let now = IN_FLIGHT.fetch_add(1, Relaxed) + 1;
     MAX_IN_FLIGHT.fetch_max(now, Relaxed);
     let to = recipient(id, domains);
@@ -121,8 +133,17 @@ async fn send(server: &str, domains: u64, id: u64) -> Result<u64, String> {
     IN_FLIGHT.fetch_sub(1, Relaxed);
     match result {
         Ok(Ok(())) => Ok(id),
-        Ok(Err(e)) => Err(format!("email {id} to {to}: {e}")),
-        Err(_) => Err(format!("email {id} to {to}: timed out")),
+        Ok(Err(e)) => Err(Failure {
+            // A 4xx reply: the server is busy, try later (back-pressure).
+            transient: e
+                .downcast_ref::<lettre::transport::smtp::Error>()
+                .is_some_and(|e| e.is_transient()),
+            message: format!("email {id} to {to}: {e}"),
+        }),
+        Err(_) => Err(Failure {
+            message: format!("email {id} to {to}: timed out"),
+            transient: true,
+        }),
     }
 }
 
@@ -173,7 +194,8 @@ async fn main() {
     // Plain SMTP, no TLS: a local relay or test server.
     let server = format!("{host}:{port}");
 
-    let sem = Semaphore::new(args.limit);
+    let limits = Limits::new(args.limit, args.adaptive);
+    let sem = limits.semaphore();
     // The backlog: ids only. A real service would read them from a queue or
     // a database cursor; either way nothing is loaded before it is sent.
     let backlog: Box<dyn Iterator<Item = u64> + Send> = if args.count == 0 {
@@ -188,7 +210,7 @@ async fn main() {
     let mut sent_ids = Vec::new();
     let (sent, failed, progress) = {
         let domains = args.domains;
-        let mut sends = pin!(sem.run_all(backlog, |id| send(&server, domains, id)));
+        let mut sends = pin!(sem.run_all(backlog, |id| limits.feed(send(&server, domains, id))));
         let (mut sent, mut failed) = (0u64, 0u64);
         loop {
             let result = tokio::select! {
@@ -205,7 +227,12 @@ async fn main() {
                         sent_ids.push(id);
                     }
                 }
-                Some(Ok(Err(_failure))) => failed += 1,
+                Some(Ok(Err(failure))) => {
+                    failed += 1;
+                    if failed <= 3 {
+                        reporter.note(&failure.message); // the first few, as examples
+                    }
+                }
                 Some(Err(closed)) => {
                     reporter.note(&format!("stopped: {closed}"));
                     break;
@@ -216,14 +243,14 @@ async fn main() {
                 sent,
                 failed,
                 progress: sends.progress(),
-                limit: sem.limit().to_string(),
+                limit: limits.describe(),
             });
         }
         (sent, failed, sends.progress())
         // The stream is dropped here, with whatever was in flight.
     };
     reporter.finish();
-    assert_eq!(sem.available_permits(), args.limit, "every permit is back");
+    assert_eq!(sem.available_permits(), sem.limit(), "every permit is back");
 
     let max = MAX_IN_FLIGHT.load(Relaxed);
     if let Some(seen) = sink {
@@ -251,7 +278,7 @@ async fn main() {
     println!(
         "sent {sent} emails, {failed} failed ({}), max in flight {max} (limit {}), in {:.2?}",
         progress,
-        args.limit,
+        limits.describe(),
         start.elapsed()
     );
     assert!(max <= args.limit, "the limit was exceeded");
