@@ -81,6 +81,23 @@ impl Drop for Guard {
     }
 }
 
+/// Names the lease id that waits in Redis' queue for the driver's pub/sub
+/// filter, while it waits.
+struct Waiting<'a>(&'a Inner);
+
+impl<'a> Waiting<'a> {
+    fn new(inner: &'a Inner, id: &str) -> Self {
+        *inner.waiting.lock().unwrap() = Some(id.to_owned());
+        Waiting(inner)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        *self.0.waiting.lock().unwrap() = None;
+    }
+}
+
 struct Grant {
     token: u64,
     deadline: Instant,
@@ -194,6 +211,7 @@ async fn acquire(sem: GlobalSemaphore, wait: bool) -> Result<Lease, Error> {
 
     // Only the head of this process' local queue waits in Redis' queue.
     let _gate = inner.gate.acquire().await.map_err(|_| Error::Closed)?;
+    let _waiting = Waiting::new(inner, &guard.id);
     let mut failures = 0u32;
     loop {
         if inner.is_closed() {

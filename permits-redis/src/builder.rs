@@ -169,6 +169,7 @@ impl Builder {
             local: Arc::new(Semaphore::new(local_limit)),
             gate: Semaphore::new(1),
             hints: Event::default(),
+            waiting: Mutex::new(None),
             driver_wake: Event::default(),
             state: Mutex::new(State {
                 handles: 1,

@@ -92,7 +92,7 @@ async fn releases(inner: &Inner) {
                     .release
                     .call(
                         &*inner.conn,
-                        &[&k.holders, &k.tokens, &k.queue, &k.waiters],
+                        &[&k.holders, &k.tokens, &k.queue, &k.waiters, &k.meta],
                         &args,
                         inner.limit,
                         inner.config.call_timeout,
@@ -142,7 +142,7 @@ async fn refreshes(inner: &Inner) {
                 .refresh
                 .call(
                     &*inner.conn,
-                    &[&k.holders, &k.tokens, &k.queue],
+                    &[&k.holders, &k.tokens, &k.queue, &k.meta],
                     &args,
                     inner.limit,
                     c.call_timeout,
@@ -207,7 +207,18 @@ async fn hints(inner: &Inner) {
             loop {
                 let wake = inner.driver_wake.listen();
                 match select(messages.next(), std::pin::pin!(wake)).await {
-                    Either::Left((Some(_), _)) => inner.hints.notify(),
+                    Either::Left((Some(msg), _)) => {
+                        // The message names the waiters whose turn it is.
+                        let waiting = inner.waiting.lock().unwrap().clone();
+                        let ours = waiting.is_some_and(|id| {
+                            msg.get_payload_bytes()
+                                .split(|&b| b == b' ')
+                                .any(|w| w == id.as_bytes())
+                        });
+                        if ours {
+                            inner.hints.notify();
+                        }
+                    }
                     Either::Left((None, _)) => break,
                     Either::Right(_) => {
                         if inner.finished() {

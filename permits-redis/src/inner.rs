@@ -80,6 +80,9 @@ pub(crate) struct Inner {
     pub(crate) gate: Semaphore,
     /// A hint that a permit may be free (pub/sub, or one of our releases).
     pub(crate) hints: Event,
+    /// The lease id of the local acquire that holds `gate` and waits in
+    /// Redis' queue: pub/sub messages name the waiters whose turn it is.
+    pub(crate) waiting: Mutex<Option<String>>,
     /// Work for the driver (a release, a handle dropped, a lease lost).
     pub(crate) driver_wake: Event,
     pub(crate) state: Mutex<State>,

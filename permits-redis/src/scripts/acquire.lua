@@ -17,6 +17,16 @@ local id = ARGV[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function ms(x) return string.format('%.0f', x) end
+-- Tell the waiters that a permit is theirs now (the first `free` of the
+-- queue) by publishing their ids, so only they ask again: no herd.
+local function wake(queue, channel, free)
+  if free > 0 then
+    local next = redis.call('ZRANGE', queue, 0, free - 1)
+    if #next > 0 then
+      redis.call('PUBLISH', channel, table.concat(next, ' '))
+    end
+  end
+end
 
 local stored = redis.call('HGET', KEYS[5], 'limit')
 if not stored then
@@ -61,14 +71,12 @@ if free > ahead then
   redis.call('ZREM', KEYS[4], id)
   local token = redis.call('HINCRBY', KEYS[5], 'token', 1)
   redis.call('HSET', KEYS[2], id, token)
-  if free > 1 and redis.call('ZCARD', KEYS[3]) > 0 then
-    redis.call('PUBLISH', ARGV[6], 'free')
-  end
+  wake(KEYS[3], ARGV[6], free - 1)
   return {1, token, ttl}
 end
 
-if removed > 0 and redis.call('ZCARD', KEYS[3]) > 0 then
-  redis.call('PUBLISH', ARGV[6], 'free')
+if removed > 0 then
+  wake(KEYS[3], ARGV[6], free)
 end
 if ARGV[5] == 'try' then
   return {0, ahead}
