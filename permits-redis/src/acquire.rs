@@ -153,21 +153,21 @@ async fn call(inner: &Inner, guard: &mut Guard, mode: &str) -> Result<Option<Gra
 async fn acquire(sem: GlobalSemaphore, wait: bool) -> Result<Lease, Error> {
     let inner = &sem.inner;
     let permit = if wait {
-        inner.local.clone().acquire_owned().await
+        inner
+            .local
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| Error::Closed)?
     } else {
         inner
             .local
             .clone()
             .try_acquire_owned()
             .map_err(|e| match e {
-                permits::TryAcquireError::Closed => permits::AcquireError::Closed,
-                _ => permits::AcquireError::TooMany,
-            })
-    };
-    let permit = match permit {
-        Ok(p) => p,
-        Err(permits::AcquireError::Closed) => return Err(Error::Closed),
-        Err(_) => return Err(Error::NoPermits),
+                permits::TryAcquireError::Closed => Error::Closed,
+                _ => Error::NoPermits,
+            })?
     };
     let mut guard = Guard {
         inner: inner.clone(),

@@ -303,6 +303,30 @@ fn clients_that_disagree_on_the_limit_get_a_clear_error() {
 }
 
 #[test]
+fn a_limit_registered_differently_after_a_data_loss_fails_acquires_clearly() {
+    let Some(srv) = server() else { return };
+    on_both(|| async {
+        redis::cmd("FLUSHALL").exec(&mut srv.admin()).unwrap(); // the other runtime's run
+        let a = srv.semaphore("reagree", 3, 3).await;
+        // The data is lost, and a client with another limit comes first.
+        redis::cmd("FLUSHALL").exec(&mut srv.admin()).unwrap();
+        let _b = srv.semaphore("reagree", 4, 4).await;
+        let err = a.acquire().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::LimitMismatch {
+                    stored: 4,
+                    requested: 3
+                }
+            ),
+            "{err:?}"
+        );
+        assert_eq!(srv.zcard("reagree", "holders"), 0);
+    });
+}
+
+#[test]
 fn odd_byte_names_work_and_braces_are_refused() {
     let Some(srv) = server() else { return };
     on_both(|| async {
