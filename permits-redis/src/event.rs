@@ -59,3 +59,24 @@ impl Future for Listen<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::task::noop_waker_ref;
+    use std::pin::pin;
+
+    #[test]
+    fn notify_completes_listeners_made_before_it_only() {
+        let event = Event::default();
+        let mut cx = Context::from_waker(noop_waker_ref());
+        let mut before = pin!(event.listen());
+        assert!(before.as_mut().poll(&mut cx).is_pending());
+        assert!(before.as_mut().poll(&mut cx).is_pending());
+        assert_eq!(event.wakers.lock().unwrap().len(), 1, "one waker per task");
+        event.notify();
+        let mut after = pin!(event.listen());
+        assert!(before.as_mut().poll(&mut cx).is_ready());
+        assert!(after.as_mut().poll(&mut cx).is_pending());
+    }
+}

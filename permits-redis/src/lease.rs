@@ -204,3 +204,28 @@ impl fmt::Debug for Lost {
         f.debug_struct("Lost").field("id", &self.entry.id).finish()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_passed_deadline_is_a_loss_and_a_loss_is_final() {
+        let start = Instant::now();
+        let entry = LeaseEntry::new("id".into(), start + Duration::from_secs(60));
+        assert_eq!(entry.check(start), Err(start + Duration::from_secs(60)));
+        entry.extend(start + Duration::from_secs(90));
+        assert_eq!(entry.check(start), Err(start + Duration::from_secs(90)));
+        // An older refresh's deadline does not move it back.
+        entry.extend(start + Duration::from_secs(70));
+        assert_eq!(entry.check(start), Err(start + Duration::from_secs(90)));
+        assert_eq!(
+            entry.check(start + Duration::from_secs(90)),
+            Ok(LossReason::Unreachable)
+        );
+        // Lost stays lost, with its first reason, whatever comes after.
+        entry.extend(start + Duration::from_secs(200));
+        entry.lose(LossReason::Expired);
+        assert_eq!(entry.check(start), Ok(LossReason::Unreachable));
+    }
+}
