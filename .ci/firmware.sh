@@ -39,6 +39,12 @@ run thumbv7m-none-eabi --features critical-section
 run thumbv7em-none-eabihf
 run thumbv7em-none-eabihf --features critical-section
 
+# The embassy example (run, acquire, run_stream_fixed over a Channel), and
+# with the `defmt` feature: permits' `defmt::Format` impls built and linked
+# (the example logs errors, a permit, `Progress` and the semaphore through them).
+t cargo run -q --example embassy --target thumbv7m-none-eabi
+t cargo run -q --example embassy --target thumbv6m-none-eabi --features critical-section,defmt
+
 # 3. The Cortex-M0 images use no exclusive loads/stores (the core has none):
 #    the counter and the queue go through critical sections instead.
 elves() {
@@ -47,8 +53,8 @@ elves() {
 }
 v6m=$(elves thumbv6m-none-eabi --features critical-section)
 v7m=$(elves thumbv7m-none-eabi --features critical-section)
-# embassy, block_on, semantics, interrupt, backlog
-[ "$(echo "$v6m" | wc -w)" -ge 5 ] || { echo "FAIL: thumbv6m images not found"; exit 1; }
+# embassy, block_on, semantics, interrupt, backlog, timeout
+[ "$(echo "$v6m" | wc -w)" -ge 6 ] || { echo "FAIL: thumbv6m images not found"; exit 1; }
 exclusive() { arm-none-eabi-objdump -d "$1" | grep -cE $'\t(ldrex|strex)[a-z]*\t' || true; }
 for elf in $v6m; do
   n=$(exclusive "$elf")

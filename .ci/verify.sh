@@ -15,11 +15,16 @@ step() { echo; echo "=== $* ==="; local s=$SECONDS; "$@"; echo "[time] $((SECOND
 # overrides them all).
 step env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom \
     timeout 900 cargo test --release --test loom
+# KeyedSemaphore's eviction protocol (about 3 s after the build above).
+step env RUSTFLAGS="--cfg loom -C debug-assertions" CARGO_TARGET_DIR=target/loom \
+    timeout 300 cargo test --release --test loom_keyed
 
 # --- model-based random test ---------------------------------------------
-# `cargo test` already ran 10,000 sequences; here 100,000 more seeds.
+# `cargo test` already ran 10,000 sequences (with debug assertions); here
+# 100,000 more seeds, optimised (seconds instead of minutes; the release
+# dependencies are the ones the benchmarks build anyway).
 step env PERMITS_MODEL_SEQUENCES=100000 PERMITS_MODEL_BASE=0x10000000 \
-    timeout 600 cargo test --test model
+    timeout 600 cargo test --release --test model
 
 # --- Miri ------------------------------------------------------------------
 if ! rustup toolchain list | grep -q '^nightly'; then

@@ -43,10 +43,10 @@ impl<'a> Future for Acquire<'a> {
     }
 }
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use owned::AcquireOwned;
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 mod owned {
     use alloc::sync::Arc;
     use core::future::Future;

@@ -5,6 +5,7 @@ use core::fmt;
 /// Why an [`acquire`](crate::Semaphore::acquire) or [`run`](crate::Semaphore::run)
 /// did not get its permits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum AcquireError {
     /// The semaphore was [closed](crate::Semaphore::close) before the permits
@@ -17,6 +18,7 @@ pub enum AcquireError {
 
 /// Why a [`try_acquire`](crate::Semaphore::try_acquire) did not get its permits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 #[non_exhaustive]
 pub enum TryAcquireError {
     /// The semaphore is [closed](crate::Semaphore::close).

@@ -12,18 +12,33 @@ compile_error!(
      enable the `critical-section` feature and link a critical-section implementation"
 );
 
+// `alloc`'s types here share state through `Arc` (owned permits, the
+// backlog's per-slot wakers, the keyed map), which `alloc` only has on
+// targets with atomic pointers.
+#[cfg(all(feature = "alloc", not(target_has_atomic = "ptr")))]
+compile_error!(
+    "permits: the `alloc` feature needs a target with atomic pointers (`Arc`); \
+     on cores without compare-and-swap (thumbv6m, riscv32imc) use the allocation-free API"
+);
+
 #[cfg(feature = "alloc")]
 extern crate alloc;
 #[cfg(any(feature = "std", test))]
 extern crate std;
 
 mod acquire;
+pub mod adaptive;
 mod backlog;
+#[cfg(feature = "defmt")]
+mod defmt_format;
 mod error;
+mod hand_off;
+#[cfg(feature = "alloc")]
+mod keyed;
+mod limits;
 mod list;
 mod lock;
 mod permit;
-mod pin_array;
 mod run;
 mod semaphore;
 mod state;
@@ -35,16 +50,20 @@ mod wake_batch;
 mod lock_free_tests;
 
 pub use acquire::Acquire;
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use acquire::AcquireOwned;
 #[cfg(feature = "alloc")]
 pub use backlog::RunAll;
-pub use backlog::{IterStream, Progress, RunAllFixed};
+#[cfg(feature = "alloc")]
+pub use backlog::RunWith;
+pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "alloc")]
+pub use keyed::{KeyedAcquire, KeyedPermit, KeyedRun, KeyedSemaphore};
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use permit::OwnedPermit;
 pub use permit::Permit;
 pub use run::Run;
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use run::RunOwned;
 pub use semaphore::Semaphore;

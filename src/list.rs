@@ -253,11 +253,73 @@ impl WaitList {
         }
     }
 
-    /// Runs `f` on the head's data, if any.
-    pub(crate) fn with_head<R>(&mut self, f: impl FnOnce(&mut NodeData) -> R) -> Option<R> {
+    /// The first node, in queue order, whose data satisfies `pick`.
+    fn find(&self, mut pick: impl FnMut(&NodeData) -> bool) -> Option<NonNull<Node>> {
         let head = self.head?;
-        // SAFETY: `&mut self` means the lock is held; the head is linked.
-        Some(unsafe { data_of(head, f) })
+        let mut cur = head;
+        loop {
+            // SAFETY: `&self` means the lock is held; the head and every
+            // `next` of a linked node are linked (invariants 1, 3, 4).
+            let (picked, next) = unsafe { data_of(cur, |d| (pick(d), d.next)) };
+            if picked {
+                return Some(cur);
+            }
+            // SAFETY: linked nodes have `Some` links (invariant 4).
+            cur = unsafe { next.unwrap_unchecked() };
+            if cur == head {
+                return None;
+            }
+        }
+    }
+
+    /// Whether some node's data satisfies `pick` (O(len) at worst).
+    pub(crate) fn any(&self, pick: impl FnMut(&NodeData) -> bool) -> bool {
+        self.find(pick).is_some()
+    }
+
+    /// Runs `f` on the data of the first node, in queue order, that `pick`
+    /// chooses. If `f` returns `true` with its result, that node is unlinked
+    /// for good and released to its owner (invariant 6), as by
+    /// [`pop_front`](Self::pop_front): `f` must take from it all it needs.
+    pub(crate) fn update_first<R>(
+        &mut self,
+        pick: impl FnMut(&NodeData) -> bool,
+        f: impl FnOnce(&mut NodeData) -> (bool, R),
+    ) -> Option<R> {
+        let ptr = self.find(pick)?;
+        // SAFETY: `ptr` is linked here and `&mut self` means the lock is
+        // held; it stays alive until the `RELEASED` store (invariants 3, 6).
+        unsafe {
+            let (unlink, out) = data_of(ptr, f);
+            if unlink {
+                self.unlink(ptr);
+                // The last access: from here on the owner may free the node.
+                ptr.as_ref().state.store(RELEASED, Release);
+            }
+            Some(out)
+        }
+    }
+
+    /// Runs `f` on every node's data, in queue order. `f` cannot unlink.
+    pub(crate) fn for_each(&mut self, mut f: impl FnMut(&mut NodeData)) {
+        let Some(head) = self.head else { return };
+        let mut cur = head;
+        loop {
+            // SAFETY: `&mut self` means the lock is held; the head and every
+            // `next` of a linked node are linked (invariants 1, 3, 4). `f`
+            // cannot change the links: they are private to this module.
+            let next = unsafe {
+                data_of(cur, |d| {
+                    f(d);
+                    d.next
+                })
+            };
+            // SAFETY: linked nodes have `Some` links (invariant 4).
+            cur = unsafe { next.unwrap_unchecked() };
+            if cur == head {
+                return;
+            }
+        }
     }
 
     /// Unlinks the head for good, runs `f` on its data, and releases it to

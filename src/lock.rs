@@ -15,7 +15,7 @@
 //! whose interrupt handlers use a semaphore enables `critical-section`.
 //!
 //! On the hot paths the lock is only taken when a task has to wait or be
-//! woken (the rare `add_permits`, `forget_permits`, `Permit::forget`, `close`
+//! woken (the rare limit changes, `Permit::forget`, `close`
 //! and `waiters` take it too); the section it guards never runs user code (no waker is woken, cloned or dropped in it),
 //! so it is short and cannot re-enter.
 

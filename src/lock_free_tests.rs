@@ -78,3 +78,34 @@ fn a_served_waiter_resolves_and_drops_without_the_lock() {
     assert_eq!(locks_taken(), before);
     assert_eq!(sem.available_permits(), 1);
 }
+
+#[test]
+fn releases_paying_debt_with_nobody_queued_take_no_lock() {
+    let sem = Semaphore::new(3);
+    let held = [sem.try_acquire_many(2).unwrap(), sem.try_acquire().unwrap()];
+    sem.set_limit(1);
+    assert_eq!(sem.debt(), 2);
+    let before = locks_taken();
+    drop(held);
+    assert_eq!(locks_taken(), before, "paying debt is the release's CAS");
+    assert_eq!((sem.debt(), sem.available_permits()), (0, 1));
+    // And the fast paths are as before once it is paid.
+    let before = locks_taken();
+    drop(sem.try_acquire().unwrap());
+    assert_eq!(locks_taken(), before);
+}
+
+#[test]
+fn a_request_waiting_aside_leaves_the_fast_paths_lock_free() {
+    let sem = Semaphore::new(1);
+    let mut cx = Context::from_waker(Waker::noop());
+    let mut big = pin!(sem.acquire_many(2));
+    assert!(big.as_mut().poll(&mut cx).is_pending());
+    let before = locks_taken();
+    drop(sem.try_acquire().unwrap());
+    let Poll::Ready(Ok(p)) = pin!(sem.acquire()).poll(&mut cx) else {
+        panic!("a request aside holds nobody back");
+    };
+    drop(p);
+    assert_eq!(locks_taken(), before);
+}

@@ -78,7 +78,8 @@ impl<'a> Permit<'a> {
     }
 
     /// Keeps the permits out of the semaphore for good: they are not given
-    /// back, and the semaphore has that many fewer from now on.
+    /// back. They pay the semaphore's [`debt`](Semaphore::debt) first; what
+    /// is left lowers its [`limit`](Semaphore::limit).
     pub fn forget(self) {
         self.0.forget();
     }
@@ -112,10 +113,10 @@ impl fmt::Debug for Permit<'_> {
     }
 }
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use owned::OwnedPermit;
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 mod owned {
     use alloc::sync::Arc;
     use core::fmt;
@@ -140,8 +141,9 @@ mod owned {
             self.0.n
         }
 
-        /// Keeps the permits out of the semaphore for good: they are not
-        /// given back, and the semaphore has that many fewer from now on.
+        /// Keeps the permits out of the semaphore for good, as
+        /// [`Permit::forget`](crate::Permit::forget) does: they pay the debt
+        /// first, and what is left lowers the limit.
         pub fn forget(self) {
             self.0.forget();
         }

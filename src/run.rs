@@ -131,10 +131,10 @@ impl<F> fmt::Debug for Run<'_, F> {
     }
 }
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use owned::RunOwned;
 
-#[cfg(feature = "alloc")]
+#[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 mod owned {
     use alloc::sync::Arc;
     use core::fmt;

@@ -3,7 +3,7 @@
 use core::fmt;
 use core::future::IntoFuture;
 
-use crate::list::WaitList;
+use crate::hand_off::{FinishOnUnwind, Queue};
 use crate::lock::Lock;
 use crate::state::{State, Take, MAX_PERMITS};
 use crate::sync::const_fn_unless_loom;
@@ -27,6 +27,28 @@ use crate::{Acquire, Permit, Run, TryAcquireError};
 /// later requests until it has all `n` (so large requests cannot starve), and
 /// [`try_acquire`](Self::try_acquire) fails while anyone is queued (no barging,
 /// async-lock#23).
+///
+/// A request for more than [`limit`](Self::limit) could never be served, so
+/// it does not wedge the queue (zio#11187): it waits aside, holding nothing
+/// and holding nobody back, until the limit reaches its size; then it is back
+/// at its original place in the queue. While the requests queued all wait
+/// aside, `try_acquire_many(n)` succeeds exactly when `acquire_many(n)` would
+/// be served at once.
+///
+/// # Dynamic limits
+///
+/// The limit can change while permits are out:
+/// [`set_limit`](Self::set_limit), [`add_permits`](Self::add_permits),
+/// [`reduce_permits`](Self::reduce_permits),
+/// [`forget_permits`](Self::forget_permits). A shrink is exact: running work
+/// is never revoked; what is out beyond the new limit is
+/// [`debt`](Self::debt), and the permits that come back pay it off before
+/// anyone is served. At every moment no operation is in progress,
+/// `available_permits() + out == limit() + debt()` (*out*: permits held, and
+/// handed to queued acquires not yet polled). The counter word holds
+/// `limit - out` as a signed number, so the debt costs nothing while it is 0:
+/// an uncontended acquire or release stays one compare-and-swap, and a release
+/// that pays debt with nobody queued is one too.
 ///
 /// The flip side of handing permits over is that a queued acquire that is
 /// never polled again keeps the permits it was handed. If one task polls two
@@ -67,15 +89,6 @@ pub struct Semaphore {
     pub(crate) queue: Lock<Queue>,
 }
 
-/// What the queue lock guards.
-#[derive(Debug)]
-pub(crate) struct Queue {
-    pub(crate) list: WaitList,
-    /// Permits in existence: free, held, or handed to waiters. Kept so
-    /// `add_permits` can refuse an overflow before it changes anything.
-    total: usize,
-}
-
 impl fmt::Debug for Semaphore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Semaphore")
@@ -86,8 +99,10 @@ impl fmt::Debug for Semaphore {
 }
 
 impl Semaphore {
-    /// The most permits a semaphore can hold: `usize::MAX / 4`, at least
-    /// `u32::MAX` on 64-bit targets and `u16::MAX` on 32-bit ones.
+    /// The most permits a semaphore can hold (and the highest limit):
+    /// `usize::MAX / 16`, far above `u32::MAX` on 64-bit targets and above
+    /// `u16::MAX` on 32-bit ones. The counter is signed so that a debt as
+    /// large as the limit fits in it too.
     pub const MAX_PERMITS: usize = MAX_PERMITS;
 
     const_fn_unless_loom! {
@@ -104,15 +119,13 @@ impl Semaphore {
             );
             Self {
                 state: State::new(permits),
-                queue: Lock::new(Queue {
-                    list: WaitList::new(),
-                    total: permits,
-                }),
+                queue: Lock::new(Queue::new(permits)),
             }
         }
     }
 
-    /// The permits free right now: neither held nor handed to a waiter.
+    /// The permits free right now: neither held nor handed to a waiter. 0
+    /// while there is [`debt`](Self::debt).
     pub fn available_permits(&self) -> usize {
         self.state.free()
     }
@@ -134,7 +147,9 @@ impl Semaphore {
     ///
     /// Cancel safe: dropping the future at any point loses no permit. If it
     /// had been queued, it leaves the queue; permits already handed to it go
-    /// back, to the next waiter first, which is woken.
+    /// back as released permits do (to the debt, then to the next waiter,
+    /// who is woken). So a deadline is any timer's timeout around it (see
+    /// the crate docs, "Deadlines and timeouts").
     #[inline]
     pub fn acquire(&self) -> Acquire<'_> {
         self.acquire_many(1)
@@ -142,6 +157,8 @@ impl Semaphore {
 
     /// Waits until `n` permits can be handed over, queued behind earlier
     /// acquires (first-in, first-out), and returns them as a [`Permit`].
+    /// While `n > limit()` it waits aside without holding back the queue (see
+    /// [Fairness](Self#fairness)).
     ///
     /// Resolves to `Err(AcquireError::Closed)` if the semaphore is or gets
     /// closed first, and at once to `Err(AcquireError::TooMany)` if
@@ -152,7 +169,9 @@ impl Semaphore {
     ///
     /// Cancel safe: dropping the future at any point loses no permit. If it
     /// had been queued, it leaves the queue; permits already handed to it go
-    /// back, to the next waiter first, which is woken.
+    /// back as released permits do (to the debt, then to the next waiter,
+    /// who is woken). So a deadline is any timer's timeout around it (see
+    /// the crate docs, "Deadlines and timeouts").
     ///
     /// [`AcquireError::Closed`]: crate::AcquireError::Closed
     #[inline]
@@ -164,8 +183,9 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`TryAcquireError::Closed`] if closed, [`TryAcquireError::NoPermits`]
-    /// if no permit is free or acquires are queued.
+    /// [`TryAcquireError::Closed`] if closed (even with debt),
+    /// [`TryAcquireError::NoPermits`] if no permit is free (there is debt, or
+    /// all are out) or acquires are queued.
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_>, TryAcquireError> {
         self.try_acquire_many(1)
@@ -178,8 +198,9 @@ impl Semaphore {
     ///
     /// # Errors
     ///
-    /// [`TryAcquireError::Closed`] if closed, [`TryAcquireError::NoPermits`]
-    /// if fewer than `n` are free or acquires are queued,
+    /// [`TryAcquireError::Closed`] if closed (even with debt),
+    /// [`TryAcquireError::NoPermits`] if fewer than `n` are free (there is
+    /// debt, or `n > limit()`) or acquires that fit the limit are queued,
     /// [`TryAcquireError::TooMany`] if `n > MAX_PERMITS`.
     #[inline]
     pub fn try_acquire_many(&self, n: usize) -> Result<Permit<'_>, TryAcquireError> {
@@ -198,41 +219,11 @@ impl Semaphore {
         }
     }
 
-    /// Adds `n` permits, handing them to queued acquires first.
-    ///
-    /// # Panics
-    ///
-    /// If the permits in existence (free, held and handed to waiters) would
-    /// exceed [`MAX_PERMITS`](Self::MAX_PERMITS). Nothing is changed then.
-    pub fn add_permits(&self, n: usize) {
-        let fits = self.queue.with(|q| match q.total.checked_add(n) {
-            Some(total) if total <= MAX_PERMITS => {
-                q.total = total;
-                true
-            }
-            _ => false,
-        });
-        assert!(
-            fits,
-            "Semaphore::add_permits: more than MAX_PERMITS permits"
-        );
-        self.release(n);
-    }
-
-    /// Takes up to `n` free permits out of the semaphore for good and returns
-    /// how many it took. Permits that are held or handed to waiters are not
-    /// touched. A closed semaphore stays closed.
-    pub fn forget_permits(&self, n: usize) -> usize {
-        self.queue.with(|q| {
-            let taken = self.state.take_up_to(n);
-            q.total -= taken;
-            taken
-        })
-    }
-
     /// Closes the semaphore: queued and later acquires resolve to
     /// `Err(Closed)`, `try_*` to `Err(Closed)`. Permits already held stay
-    /// valid, and dropping them later is fine.
+    /// valid, and dropping them later is fine. What queued acquires had been
+    /// handed comes back as released permits do. Limit changes afterwards
+    /// update the numbers but never reopen it.
     pub fn close(&self) {
         // No early return when already closed: a `close` cut short by a
         // panicking waker is finished by the next call (and by the guard).
@@ -253,11 +244,14 @@ impl Semaphore {
                         None => break,
                     }
                 }
+                // Until the queue is empty the flags may stay as they are:
+                // whoever they send to the lock finds the semaphore closed.
                 if q.list.is_empty() {
-                    self.state.clear_queued();
+                    self.state.set_flags(false, false);
                 }
-                // Permits handed to waiters that now fail go back to the pool,
-                // for the holders of permits still to come back to find.
+                // Permits handed to waiters that now fail come back as any
+                // release does: they pay the debt (by the counter's signed
+                // arithmetic), the rest is available.
                 if returned > 0 {
                     self.state.give(returned);
                 }
@@ -296,146 +290,5 @@ impl Semaphore {
     /// [`acquire_many`](Self::acquire_many) does) and drops `f`.
     pub fn run_many<F: IntoFuture>(&self, n: usize, f: F) -> Run<'_, F::IntoFuture> {
         Run::new(self, n, f.into_future())
-    }
-
-    /// Gives `n` permits back: one compare-and-swap if nobody is queued;
-    /// otherwise the lock, and the permits go straight to the queue.
-    #[inline]
-    pub(crate) fn release(&self, n: usize) {
-        if n > 0 && !self.state.give_unless_queued(n) {
-            self.hand_over(n);
-        }
-    }
-
-    /// Hands `n` released permits to the head of the queue, in order, and
-    /// wakes each waiter that got all it asked for, after unlocking. What
-    /// nobody waits for goes to the counter.
-    ///
-    /// The counter holds no free permits while waiters are queued (every
-    /// serve drains it into the head), so only the `n` in hand can serve.
-    #[inline(never)]
-    fn hand_over(&self, n: usize) {
-        let mut left = n;
-        let mut batch = WakeBatch::default();
-        let more = self.queue.with(|q| loop {
-            if q.list.is_empty() {
-                // The queue emptied since `release` saw `QUEUED`, or the
-                // last waiter was just served.
-                self.state.clear_queued();
-                if left > 0 {
-                    self.state.give(core::mem::take(&mut left));
-                }
-                return false;
-            }
-            if left == 0 {
-                return false;
-            }
-            if self.state.is_closed() || batch.is_full() {
-                // Closed: `close` is emptying the queue and fails every
-                // waiter. Full: no permit stays in hand across a wake (which
-                // may panic); the counter keeps them and `serve` hands them
-                // on in the rounds to come (and on unwind).
-                self.state.give(core::mem::take(&mut left));
-                return batch.is_full();
-            }
-            let served = q.list.with_head(|head| {
-                let give = left.min(head.needed - head.assigned);
-                head.assigned += give;
-                left -= give;
-                head.assigned == head.needed
-            });
-            if served == Some(true) {
-                batch.push(q.list.pop_front(|head| head.waker.take()).flatten());
-            }
-        });
-        if more {
-            let guard = FinishOnUnwind(self, Self::serve);
-            batch.wake_all();
-            guard.disarm();
-            self.serve();
-        } else {
-            batch.wake_all();
-        }
-    }
-
-    /// Hands free permits to the head of the queue, in order, and wakes each
-    /// waiter that got all it asked for, after unlocking.
-    pub(crate) fn serve(&self) {
-        let guard = FinishOnUnwind(self, Self::serve);
-        let mut batch = WakeBatch::default();
-        while self.queue.with(|q| self.serve_locked(q, &mut batch)) {
-            batch.wake_all();
-        }
-        batch.wake_all();
-        guard.disarm();
-    }
-
-    /// The locked part of [`serve`](Self::serve); returns `true` if it stopped
-    /// because the batch is full.
-    pub(crate) fn serve_locked(&self, q: &mut Queue, batch: &mut WakeBatch) -> bool {
-        loop {
-            if q.list.is_empty() {
-                self.state.clear_queued();
-                return false;
-            }
-            // `close` is emptying the queue; it gives each waiter `Closed`.
-            if self.state.is_closed() {
-                return false;
-            }
-            if batch.is_full() {
-                return true;
-            }
-            let free = self.state.take_all();
-            if free == 0 {
-                return false;
-            }
-            let handed = q.list.with_head(|head| {
-                let give = free.min(head.needed - head.assigned);
-                head.assigned += give;
-                (head.assigned == head.needed, free - give)
-            });
-            // The queue is not empty (checked above), so the head took them.
-            let (served, leftover) = handed.unwrap_or((false, 0));
-            if !served {
-                // Everything went to the head, which still waits for more.
-                return false;
-            }
-            batch.push(q.list.pop_front(|head| head.waker.take()).flatten());
-            if leftover > 0 {
-                self.state.give(leftover);
-            }
-        }
-    }
-
-    /// Permits in existence: free, held, or handed to waiters. Takes the lock.
-    #[cfg(feature = "alloc")]
-    pub(crate) fn total_permits(&self) -> usize {
-        self.queue.with(|q| q.total)
-    }
-
-    /// Lowers the count of permits in existence after a permit was forgotten.
-    pub(crate) fn forget_held(&self, n: usize) {
-        if n > 0 {
-            self.queue.with(|q| q.total -= n);
-        }
-    }
-}
-
-/// Runs a job that wakes in rounds (`serve`, `close`) again if it is dropped
-/// armed, that is, while unwinding from a panicking `wake`: otherwise the
-/// waiters of the rounds still to come would be stranded, with permits free
-/// and the queue flagged busy. A second panic during that unwind aborts, as
-/// any panic in a destructor during unwinding does.
-struct FinishOnUnwind<'a>(&'a Semaphore, fn(&Semaphore));
-
-impl FinishOnUnwind<'_> {
-    fn disarm(self) {
-        core::mem::forget(self);
-    }
-}
-
-impl Drop for FinishOnUnwind<'_> {
-    fn drop(&mut self) {
-        (self.1)(self.0);
     }
 }

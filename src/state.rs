@@ -1,26 +1,38 @@
 //! The permit counter: one word, changed with single atomic operations.
 //!
 //! ```text
-//!   bit  N-1 .. 2      1         0
-//!      [ free permits | QUEUED | CLOSED ]
+//!   bit  N-1 .. 3             2       1        0
+//!      [ signed count     | ASIDE | QUEUED | CLOSED ]
 //! ```
 //!
-//! - *free permits*: permits nobody holds and no waiter has been handed.
-//! - `QUEUED`: the waiter queue is not empty. Set and cleared only with the
-//!   queue lock held. While it is set, nobody takes permits from the counter
-//!   without the lock (no barging), and whoever adds permits takes the lock to
-//!   hand them to the head of the queue.
+//! - *count*: `limit() - out`, a two's-complement number. Positive, it is
+//!   the free permits (nobody holds them, no waiter has been handed them);
+//!   negative, it is the debt: permits out beyond a lowered limit, paid back
+//!   by the next releases before anyone is served (Java's `reducePermits`).
+//!   So `debt() > 0` implies no permit is free by construction, and a release
+//!   nobody waits for pays the debt with the same single compare-and-swap that
+//!   would otherwise make the permit free.
+//! - `QUEUED`: a waiter that can be served under the current limit is queued.
+//!   Set and cleared only with the queue lock held. While it is set, nobody
+//!   changes the count without the lock (no barging), and whoever gives
+//!   permits back takes the lock to pay the debt and serve the head.
+//! - `ASIDE`: a waiter asks for more than the limit and waits aside (it does
+//!   not hold back the queue, and does not set `QUEUED`). Only read and
+//!   written under the queue lock; the fast paths ignore it.
 //! - `CLOSED`: set once by `close`, never cleared. A separate bit, so no
 //!   arithmetic on the count can ever reopen the semaphore (tokio#8020).
 
 use crate::sync::{const_fn_unless_loom, AtomicUsize, Ordering::*};
 
-const CLOSED: usize = 0b01;
-const QUEUED: usize = 0b10;
-const SHIFT: u32 = 2;
+const CLOSED: usize = 0b001;
+const QUEUED: usize = 0b010;
+const ASIDE: usize = 0b100;
+const SHIFT: u32 = 3;
 
-/// The most permits the counter can hold; every count fits in the word.
-pub(crate) const MAX_PERMITS: usize = usize::MAX >> SHIFT;
+/// The most permits the counter can hold. The count is signed, so both a
+/// full semaphore (`+MAX_PERMITS`) and the largest debt (`-MAX_PERMITS`) fit
+/// in the bits above the flags.
+pub(crate) const MAX_PERMITS: usize = usize::MAX >> (SHIFT + 1);
 
 // The contract promises at least `u16::MAX` permits everywhere; a 16-bit
 // `usize` cannot hold that next to the flags, so such targets fail to build
@@ -29,6 +41,13 @@ const _: () = assert!(
     MAX_PERMITS >= u16::MAX as usize,
     "permits needs a usize of at least 32 bits"
 );
+
+/// The signed count of a counter word.
+#[inline]
+fn count(word: usize) -> isize {
+    // An arithmetic shift keeps the sign; counts are within +-MAX_PERMITS.
+    (word as isize) >> SHIFT
+}
 
 /// What a lock-free attempt to take permits found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,12 +71,29 @@ impl State {
         }
     }
 
+    /// Free permits: the count if positive.
     pub(crate) fn free(&self) -> usize {
-        self.0.load(Acquire) >> SHIFT
+        count(self.0.load(Acquire)).max(0) as usize
+    }
+
+    /// Permits out beyond the limit: minus the count if negative.
+    pub(crate) fn debt(&self) -> usize {
+        count(self.0.load(Acquire)).min(0).unsigned_abs()
     }
 
     pub(crate) fn is_closed(&self) -> bool {
         self.0.load(Acquire) & CLOSED != 0
+    }
+
+    /// Whether `QUEUED` is set. Meaningful under the queue lock, which is
+    /// the only place it changes.
+    pub(crate) fn is_queued(&self) -> bool {
+        self.0.load(Relaxed) & QUEUED != 0
+    }
+
+    /// Whether `ASIDE` is set. Lock held.
+    pub(crate) fn is_aside(&self) -> bool {
+        self.0.load(Relaxed) & ASIDE != 0
     }
 
     /// Takes `n` permits if they are free and nobody is queued: the fast path
@@ -68,7 +104,7 @@ impl State {
     }
 
     /// Takes `n` permits if they are free, queued waiters or not. Only for the
-    /// holder of the queue lock who has seen that the queue is empty.
+    /// holder of the queue lock who has seen that nobody is queued.
     pub(crate) fn try_take_locked(&self, n: usize) -> Take {
         self.take_if(n, 0)
     }
@@ -83,7 +119,8 @@ impl State {
             if n == 0 {
                 return Take::Taken;
             }
-            if cur & blocked_by != 0 || cur >> SHIFT < n {
+            // `n <= MAX_PERMITS` (the callers check), so the cast is exact.
+            if cur & blocked_by != 0 || count(cur) < n as isize {
                 return Take::Busy;
             }
             match self
@@ -105,7 +142,7 @@ impl State {
     pub(crate) fn take_up_to(&self, n: usize) -> usize {
         let mut cur = self.0.load(Relaxed);
         loop {
-            let taken = (cur >> SHIFT).min(n);
+            let taken = (count(cur).max(0) as usize).min(n);
             if taken == 0 {
                 return 0;
             }
@@ -119,20 +156,47 @@ impl State {
         }
     }
 
-    /// Adds `n` free permits whether or not waiters are queued: for the
-    /// holder of the queue lock (permits left over after serving the head,
-    /// or taken back from waiters that `close` failed). One `fetch_add`.
+    /// Adds `n` to the count whether or not waiters are queued: for the
+    /// holder of the queue lock (paying debt, permits left over after serving
+    /// the head, a grown limit). One `fetch_add`.
     ///
     /// The caller guarantees the count stays within [`MAX_PERMITS`]: the
-    /// permits came out of this semaphore, or `add_permits` checked the total.
+    /// permits came out of this semaphore, or the limit was checked.
     pub(crate) fn give(&self, n: usize) {
         self.0.fetch_add(n << SHIFT, AcqRel);
     }
 
-    /// Adds `n` free permits if nobody is queued and returns `true`; if
-    /// waiters are queued, changes nothing and returns `false`: the caller
-    /// then hands the permits to the queue under the lock, so they never pass
-    /// through the counter. One compare-and-swap when nobody waits.
+    /// Pays up to `n` permits of the debt; returns how many it paid.
+    pub(crate) fn pay_debt(&self, n: usize) -> usize {
+        let mut cur = self.0.load(Relaxed);
+        loop {
+            let paid = count(cur).min(0).unsigned_abs().min(n);
+            if paid == 0 {
+                return 0;
+            }
+            match self.0.compare_exchange_weak(
+                cur,
+                cur.wrapping_add(paid << SHIFT),
+                AcqRel,
+                Relaxed,
+            ) {
+                Ok(_) => return paid,
+                Err(actual) => cur = actual,
+            }
+        }
+    }
+
+    /// Subtracts `n` from the count, free or not: a lowered limit, whose
+    /// part beyond the free permits becomes debt. Lock held.
+    pub(crate) fn owe(&self, n: usize) {
+        self.0.fetch_sub(n << SHIFT, AcqRel);
+    }
+
+    /// Adds `n` to the count (paying debt first, by the arithmetic) if nobody
+    /// is queued and returns `true`; if waiters are queued, changes nothing
+    /// and returns `false`: the caller then hands the permits to the queue
+    /// under the lock, so they never pass through the counter. One
+    /// compare-and-swap when nobody waits.
     ///
     /// The caller guarantees the count stays within [`MAX_PERMITS`], as for
     /// [`give`](Self::give).
@@ -145,7 +209,7 @@ impl State {
             }
             match self
                 .0
-                .compare_exchange_weak(cur, cur + (n << SHIFT), AcqRel, Relaxed)
+                .compare_exchange_weak(cur, cur.wrapping_add(n << SHIFT), AcqRel, Relaxed)
             {
                 Ok(_) => return true,
                 Err(actual) => cur = actual,
@@ -153,14 +217,17 @@ impl State {
         }
     }
 
-    /// Marks the queue non-empty. Lock held.
-    pub(crate) fn set_queued(&self) {
-        self.0.fetch_or(QUEUED, AcqRel);
-    }
-
-    /// Marks the queue empty. Lock held.
-    pub(crate) fn clear_queued(&self) {
-        self.0.fetch_and(!QUEUED, AcqRel);
+    /// Sets or clears `QUEUED` and `ASIDE` to what the queue holds, with one
+    /// read-modify-write only if they change. Lock held.
+    pub(crate) fn set_flags(&self, queued: bool, aside: bool) {
+        let want = if queued { QUEUED } else { 0 } | if aside { ASIDE } else { 0 };
+        let have = self.0.load(Relaxed) & (QUEUED | ASIDE);
+        if want & !have != 0 {
+            self.0.fetch_or(want & !have, AcqRel);
+        }
+        if have & !want != 0 {
+            self.0.fetch_and(!(have & !want), AcqRel);
+        }
     }
 
     /// Marks the semaphore closed; returns whether it already was.

@@ -86,6 +86,10 @@ mod cs_atomic {
             self.update(|old| old.wrapping_add(v))
         }
 
+        pub(crate) fn fetch_sub(&self, v: usize, _: Ordering) -> usize {
+            self.update(|old| old.wrapping_sub(v))
+        }
+
         pub(crate) fn fetch_or(&self, v: usize, _: Ordering) -> usize {
             self.update(|old| old | v)
         }

@@ -114,9 +114,9 @@ fn cancel_locked(sem: &Semaphore, node: Pin<&Node>) -> (usize, Option<Waker>) {
         if linked {
             // SAFETY: lock held, `node` is linked in this queue.
             unsafe { q.list.remove(node) };
-            if q.list.is_empty() {
-                sem.state.clear_queued();
-            }
+            // SAFETY: the lock is held and `node` waits on this semaphore.
+            let needed = unsafe { node.with(|d| d.needed) };
+            sem.left_queue(q, needed);
         }
         // SAFETY: the lock is held and `node` waits on this semaphore.
         unsafe {
@@ -165,30 +165,35 @@ fn poll_enqueue(
     let mut waker = Some(cx.waker().clone());
     let mut batch = WakeBatch::default();
     let (outcome, more) = sem.queue.with(|q| {
-        let was_empty = q.list.is_empty();
-        if was_empty {
+        if sem.state.is_closed() {
+            return (Poll::Ready(Err(AcquireError::Closed)), false);
+        }
+        // A request larger than the limit waits aside: it neither takes
+        // permits nor holds back the queue until the limit reaches it.
+        let fits = n <= q.limit;
+        if fits && !sem.state.is_queued() {
             match sem.state.try_take_locked(n) {
                 Take::Taken => return (Poll::Ready(Ok(n)), false),
                 Take::Closed => return (Poll::Ready(Err(AcquireError::Closed)), false),
                 Take::Busy => {}
             }
-        } else if sem.state.is_closed() {
-            return (Poll::Ready(Err(AcquireError::Closed)), false);
         }
         // SAFETY: the lock is held, and the node is not linked yet.
         unsafe { node.with(|d| d.waker = waker.take()) };
         // SAFETY: lock held; the node is pinned, never linked, and `Waiter`'s
         // drop unlinks it (`push_back` marks it linked, which `cancel` checks).
         unsafe { q.list.push_back(node) };
-        // `QUEUED` is set exactly while the queue is non-empty (both change
-        // only under this lock): only the first waiter sets it. Skipping the
-        // read-modify-write otherwise keeps the hot counter word quieter.
-        if was_empty {
-            sem.state.set_queued();
+        if !fits {
+            sem.state.set_flags(sem.state.is_queued(), true);
+            return (Poll::Pending, false);
         }
+        // One read-modify-write only for the first waiter that fits; the
+        // hot counter word stays quieter for the rest.
+        sem.state.set_flags(true, sem.state.is_aside());
         // Permits may have come back since the fast path looked: hand them
-        // out now, head first; this waiter may be among those served.
-        let more = sem.serve_locked(q, &mut batch);
+        // out now, debt and head first; this waiter may be among those served.
+        let free = sem.state.take_all();
+        let more = sem.distribute_locked(q, free, &mut batch);
         // SAFETY: the lock is held and the node waits on this semaphore.
         let served = unsafe { node.with(|d| !d.is_linked()) };
         if served {

@@ -105,9 +105,20 @@ fn run_all_is_like_run_all_fixed() {
     send::<Heap>();
     sync::<Heap>();
     debug::<Heap>();
+    // The stream over any gate, and the semaphore's gate on its own (it owns
+    // the queue node of the next item's acquire: !Unpin).
+    type Gated = RunWith<SemaphoreGate<'static>, Items, Work, std::future::Ready<u32>>;
+    send::<Gated>();
+    sync::<Gated>();
+    debug::<Gated>();
+    send::<SemaphoreGate<'static>>();
+    sync::<SemaphoreGate<'static>>();
+    debug::<SemaphoreGate<'static>>();
     const {
         assert!(!Probe::<Heap>::UNPIN);
         assert!(!Probe::<HeapLocal>::SEND);
+        assert!(!Probe::<Gated>::UNPIN);
+        assert!(!Probe::<SemaphoreGate<'static>>::UNPIN);
     }
 }
 
@@ -145,4 +156,77 @@ fn owned_types_are_send_and_static() {
     send::<RunOwned<SendFut>>();
     static_::<RunOwned<SendFut>>();
     debug::<RunOwned<SendFut>>();
+}
+
+#[test]
+fn adaptive_types() {
+    use permits::adaptive;
+    type Classify = fn(&()) -> (adaptive::Outcome, std::time::Duration);
+    type ARun = adaptive::Run<'static, SendFut, Classify, adaptive::Aimd>;
+    // The limiter is shared between tasks; its permits and futures move
+    // between threads like the semaphore's.
+    send::<adaptive::Limiter>();
+    sync::<adaptive::Limiter>();
+    debug::<adaptive::Limiter>();
+    send::<adaptive::Permit<'static>>();
+    sync::<adaptive::Permit<'static>>();
+    debug::<adaptive::Permit<'static>>();
+    unpin::<adaptive::Permit<'static>>();
+    send::<adaptive::Acquire<'static, adaptive::Aimd>>();
+    debug::<adaptive::Acquire<'static, adaptive::Aimd>>();
+    send::<ARun>();
+    debug::<ARun>();
+    // Plain data.
+    send::<adaptive::Aimd>();
+    sync::<adaptive::Aimd>();
+    debug::<adaptive::Aimd>();
+    let _: fn(&adaptive::Sample) -> adaptive::Sample = |s| *s; // Copy
+    let _: fn(&adaptive::Decision) -> adaptive::Decision = |d| *d; // Copy
+    debug::<adaptive::Outcome>();
+    debug::<adaptive::Reason>();
+    const {
+        // Like `Acquire`, they own a queue node: poll them pinned.
+        assert!(!Probe::<adaptive::Acquire<'static, adaptive::Aimd>>::UNPIN);
+        assert!(!Probe::<ARun>::UNPIN);
+    }
+}
+
+#[test]
+fn adaptive_limiter_works_in_a_static() {
+    use permits::adaptive::{Aimd, Limiter};
+    static LIMITER: Limiter = Limiter::new(Aimd::new().initial_limit(3));
+    let p = LIMITER.try_acquire().unwrap();
+    assert_eq!(LIMITER.semaphore().available_permits(), 2);
+    drop(p);
+    assert_eq!(LIMITER.semaphore().available_permits(), 3);
+}
+
+#[cfg(feature = "alloc")]
+#[test]
+fn keyed_types() {
+    type Key = String;
+    send::<KeyedSemaphore<Key>>();
+    sync::<KeyedSemaphore<Key>>();
+    debug::<KeyedSemaphore<Key>>();
+    send::<KeyedAcquire<'static, Key>>();
+    sync::<KeyedAcquire<'static, Key>>();
+    debug::<KeyedAcquire<'static, Key>>();
+    send::<KeyedPermit<'static, Key>>();
+    sync::<KeyedPermit<'static, Key>>();
+    debug::<KeyedPermit<'static, Key>>();
+    unpin::<KeyedPermit<'static, Key>>();
+    send::<KeyedRun<'static, Key, SendFut>>();
+    debug::<KeyedRun<'static, Key, SendFut>>();
+    const {
+        // They own queue nodes, as `Acquire` does.
+        assert!(!Probe::<KeyedAcquire<'static, Key>>::UNPIN);
+        assert!(!Probe::<KeyedRun<'static, Key, SendFut>>::UNPIN);
+        // A key that is not `Send` makes the permit not `Send`.
+        assert!(!Probe::<KeyedPermit<'static, std::rc::Rc<u32>>>::SEND);
+    }
+    static KEYED: KeyedSemaphore<&str> = KeyedSemaphore::new(1);
+    let p = KEYED.try_acquire("a").unwrap();
+    assert!(KEYED.try_acquire("a").is_err());
+    drop(p);
+    assert_eq!(KEYED.live_keys(), 0);
 }

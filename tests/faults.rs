@@ -158,7 +158,10 @@ fn panicking_waker_with_more_waiters_than_a_batch() {
 fn panicking_waker_on_close() {
     const N: usize = 20;
     for boom_at in [0, 7, 8, N - 1] {
-        let sem = Semaphore::new(1);
+        // One of the two permits is held throughout, so the head, asking
+        // for two (no more than the limit), is partly served with the other.
+        let sem = Semaphore::new(2);
+        let held = sem.try_acquire().unwrap();
         let boom = Arc::new(Panicky::default());
         let boom_waker = Waker::from(boom.clone());
         let counters: Vec<_> = (0..N).map(|_| counting()).collect();
@@ -198,6 +201,8 @@ fn panicking_waker_on_close() {
         assert_eq!(sem.available_permits(), 1);
         drop(futs);
         assert_eq!(sem.available_permits(), 1);
+        drop(held);
+        assert_eq!(sem.available_permits(), 2);
         assert_eq!(sem.waiters(), 0);
     }
 }

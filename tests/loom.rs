@@ -14,9 +14,10 @@
 //! Preemption bounds: most models are explored with at most [`PREEMPTIONS`]
 //! (4) preemptions, since exploring them fully takes minutes to hours (tokio
 //! uses 2 for its semaphore models); each model's doc says its bound.
-//! Two small models are explored exhaustively (no bound), and the largest,
-//! `close_races_waiters_and_release`, with 3. Setting `LOOM_MAX_PREEMPTIONS`
-//! overrides all of them. Together they take about 30 s on 2 cores.
+//! Three small models are explored exhaustively (no bound), and the largest
+//! (`close_races_waiters_and_release`, `set_limit_races_served_acquire`,
+//! `shrink_below_partly_served_head`) with 3. Setting `LOOM_MAX_PREEMPTIONS`
+//! overrides all of them. Together they take about a minute on 2 cores.
 #![cfg(loom)]
 
 use std::future::Future;
@@ -288,5 +289,261 @@ fn add_and_forget_race_acquire() {
         // maximum is accepted.
         sem.add_permits(Semaphore::MAX_PERMITS - (1 - forgotten));
         assert_eq!(sem.available_permits(), Semaphore::MAX_PERMITS);
+    });
+}
+
+/// 9. `set_limit` shrinking races a release on another thread: whichever
+///    goes first, the release pays the debt (lock-free or under the lock),
+///    the limit is exact afterwards and no permit is lost.
+///
+/// Explored exhaustively (no preemption bound).
+#[test]
+fn set_limit_races_release() {
+    model_bounded(None, || {
+        let sem = Arc::new(Semaphore::new(2));
+        let a = sem.clone().try_acquire_owned().unwrap();
+        let b = sem.clone().try_acquire_owned().unwrap();
+        let s = sem.clone();
+        let t = thread::spawn(move || drop(a));
+        sem.set_limit(1);
+        t.join().unwrap();
+        // One permit is out (`b`), exactly the new limit: no debt left.
+        assert_eq!(
+            (sem.limit(), sem.debt(), sem.available_permits()),
+            (1, 0, 0)
+        );
+        assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+        drop(b);
+        assert_idle(&s, 1);
+    });
+}
+
+/// 10. A waiter is being served by a release while the limit shrinks below
+///     what is out and grows again: the waiter is served exactly when the
+///     debt is paid, never more permits out than `max(limit, out at the
+///     shrink)`, and the waiter is woken (no deadlock).
+///
+/// Preemption bound 3 (four threads; 4 takes over a minute).
+#[test]
+fn set_limit_races_served_acquire() {
+    model_bounded(Some(3), || {
+        let sem = Arc::new(Semaphore::new(2));
+        let a = sem.clone().try_acquire_owned().unwrap();
+        let b = sem.clone().try_acquire_owned().unwrap();
+        // How many of `a` and `b` are still out, lowered before each drop.
+        let out = Arc::new(AtomicUsize::new(2));
+        let (s, o) = (sem.clone(), out.clone());
+        let waiter = thread::spawn(move || {
+            let p = block_on(s.acquire()).unwrap();
+            // The limit is never above 2, so with both out nobody is served.
+            assert!(o.load(Relaxed) <= 1, "served with both permits out");
+            drop(p);
+        });
+        let s = sem.clone();
+        let releaser = thread::spawn(move || {
+            out.fetch_sub(1, Relaxed);
+            drop(a);
+            out.fetch_sub(1, Relaxed);
+            drop(b);
+        });
+        sem.set_limit(1);
+        sem.set_limit(2);
+        releaser.join().unwrap();
+        waiter.join().unwrap();
+        assert_eq!((s.limit(), s.debt()), (2, 0));
+        assert_idle(&sem, 2);
+    });
+}
+
+/// 11. `close` races a shrink with holders and a queued waiter: the waiter
+///     gets `Closed` (it is woken), the limit change never reopens the
+///     semaphore, and once the holder is gone the permits are exactly the
+///     limit.
+///
+/// Preemption bound 4.
+#[test]
+fn set_limit_races_close() {
+    model(|| {
+        let sem = Arc::new(Semaphore::new(1));
+        let held = sem.try_acquire().unwrap();
+        let s = sem.clone();
+        let waiter = thread::spawn(move || block_on(s.acquire()).map(drop));
+        let s = sem.clone();
+        let closer = thread::spawn(move || s.close());
+        sem.set_limit(0);
+        sem.add_permits(1);
+        closer.join().unwrap();
+        // Served before the close, or turned away by it.
+        let r = waiter.join().unwrap();
+        assert!(matches!(r, Ok(()) | Err(AcquireError::Closed)));
+        assert!(sem.is_closed());
+        assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::Closed);
+        drop(held);
+        assert_eq!((sem.limit(), sem.debt()), (1, 0));
+        assert_idle(&sem, 1);
+    });
+}
+
+/// 12. A head asking for two is partly served (one permit) when another
+///     thread shrinks the limit below its request and then grows it back:
+///     set aside, it gives its permit back; rejoining, it is served once two
+///     are free. A later request for one, queued behind it, is served while
+///     it waits aside. Nothing is lost, everyone is woken.
+///
+/// Preemption bound 3 (it has the most steps).
+#[test]
+fn shrink_below_partly_served_head() {
+    model_bounded(Some(3), || {
+        let sem = Arc::new(Semaphore::new(2));
+        let held = sem.try_acquire().unwrap();
+        let mut big = Box::pin(sem.acquire_many(2));
+        // Partly served: it holds the one free permit.
+        assert!(poll_once(big.as_mut()).is_pending());
+        assert_eq!(sem.available_permits(), 0);
+        let s = sem.clone();
+        let small = thread::spawn(move || block_on(s.acquire()).map(drop));
+        let s = sem.clone();
+        let resizer = thread::spawn(move || {
+            s.set_limit(1);
+            s.set_limit(2);
+        });
+        drop(held);
+        // `big` may be served before `small` (then `small` waits for it) or
+        // after it (then it waits for `small`): resolve it first.
+        let p = block_on(big.as_mut()).unwrap();
+        assert_eq!(p.num_permits(), 2);
+        drop(p);
+        resizer.join().unwrap();
+        small.join().unwrap().unwrap();
+        assert_eq!((sem.limit(), sem.debt()), (2, 0));
+        assert_idle(&sem, 2);
+    });
+}
+
+/// A reply another thread sends: pending until `answer`ed, under a loom
+/// mutex so the future's check-then-store cannot miss the answer.
+#[derive(Default)]
+struct Mailbox(loom::sync::Mutex<(bool, Option<std::task::Waker>)>);
+
+impl Mailbox {
+    fn answer(&self) {
+        let waker = {
+            let mut m = self.0.lock().unwrap();
+            m.0 = true;
+            m.1.take()
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+}
+
+struct Reply(Arc<Mailbox>);
+
+impl Future for Reply {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut m = self.0 .0.lock().unwrap();
+        if m.0 {
+            return Poll::Ready(());
+        }
+        m.1 = Some(cx.waker().clone());
+        Poll::Pending
+    }
+}
+
+/// 13. The backlog stream's per-slot wake-ups (`src/backlog/ready.rs`): two
+///    items in flight, each answered from its own thread while the stream's
+///    task polls, sleeps and is woken: no wake-up is lost (a lost one is a
+///    loom deadlock in `block_on`), each output comes once, every permit is
+///    back.
+///
+/// Preemption bound 2 (each poll of the stream runs several atomics).
+#[test]
+fn backlog_slot_wake_ups_from_two_threads() {
+    model_bounded(Some(2), || {
+        use futures::StreamExt;
+        let sem = Semaphore::new(2);
+        let boxes = [Arc::new(Mailbox::default()), Arc::new(Mailbox::default())];
+        let answerers: Vec<_> = boxes
+            .iter()
+            .map(|m| {
+                let m = m.clone();
+                thread::spawn(move || m.answer())
+            })
+            .collect();
+        let n = block_on(sem.run_all(0..2, |i| Reply(boxes[i].clone())).count());
+        assert_eq!(n, 2);
+        for t in answerers {
+            t.join().unwrap();
+        }
+        assert_idle(&sem, 2);
+    });
+}
+
+/// 14. One permit, two items: the gate waits for its own item's permit (off
+///     the queue), which comes back when a reply from another thread ends
+///     the first item; the second item's reply comes from a third thread.
+///
+/// Preemption bound 2.
+#[test]
+fn backlog_gate_waits_for_its_own_permit() {
+    model_bounded(Some(2), || {
+        use futures::StreamExt;
+        let sem = Semaphore::new(1);
+        let boxes = [Arc::new(Mailbox::default()), Arc::new(Mailbox::default())];
+        let answerers: Vec<_> = boxes
+            .iter()
+            .map(|m| {
+                let m = m.clone();
+                thread::spawn(move || m.answer())
+            })
+            .collect();
+        let n = block_on(sem.run_all(0..2, |i| Reply(boxes[i].clone())).count());
+        assert_eq!(n, 2);
+        for t in answerers {
+            t.join().unwrap();
+        }
+        assert_idle(&sem, 1);
+    });
+}
+
+/// 15. Two threads record samples into an adaptive limiter at once; its
+///     algorithm decides a different limit for each. They decide in one
+///     order (under the limiter's lock) and may apply to the semaphore in
+///     the other (after it): the semaphore still ends at the last decided
+///     limit, with a permit held throughout so a shrink leaves debt.
+///
+/// Preemption bound 3.
+#[test]
+fn adaptive_recorders_race_to_apply() {
+    use permits::adaptive::{Algorithm, Decision, Limiter, Outcome, Reason, Sample};
+
+    /// Decides 3, then 1, then 2, ...: every decision moves the limit.
+    struct Cycle(usize);
+    impl Algorithm for Cycle {
+        fn limit(&self) -> usize {
+            2
+        }
+        fn update(&mut self, _: &Sample) -> Option<Decision> {
+            self.0 += 1;
+            Some(Decision::new([3, 1, 2][self.0 % 3], Reason::Steady))
+        }
+    }
+
+    model_bounded(Some(3), || {
+        let limiter = Arc::new(Limiter::with_algorithm(Cycle(2)));
+        let held = limiter.try_acquire().unwrap();
+        let sample = Sample::new(std::time::Duration::from_millis(1), 1, Outcome::Success);
+        let l = limiter.clone();
+        let t = thread::spawn(move || l.record(sample));
+        limiter.record(sample);
+        t.join().unwrap();
+        // Decided 3 then 1, in some order of threads: the last is 1.
+        assert_eq!(limiter.limit(), 1);
+        assert_eq!(limiter.semaphore().limit(), 1);
+        assert_eq!(limiter.semaphore().debt(), 0);
+        drop(held);
+        assert_idle(limiter.semaphore(), 1);
     });
 }

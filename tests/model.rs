@@ -1,12 +1,16 @@
 //! Model-based random test: long seeded random sequences of operations on one
 //! `Semaphore`, driven from one thread with hand-polled futures and counting
-//! wakers, checked after every step against a small reference model (a plain
-//! counter and a `VecDeque` of requests).
+//! wakers, checked after every step against a small reference model (a limit,
+//! a signed count `limit - out` whose negative part is the debt, and a
+//! `VecDeque` of requests in arrival order, those larger than the limit
+//! waiting aside in it).
 //!
 //! After each step the test compares who holds how many permits, whose waker
-//! was woken how often, `available_permits()`, `waiters()` and `is_closed()`.
-//! At the end of each sequence everything is dropped and every permit that was
-//! not forgotten must be back.
+//! was woken how often, `available_permits()`, `debt()`, `limit()`,
+//! `waiters()` and `is_closed()`, checks the accounting identity
+//! `available + out == limit + debt`, and that no more than
+//! `max(limit, out at the last shrink)` permits are ever out. At the end of
+//! each sequence everything is dropped and the limit's permits must be back.
 //!
 //! A failing sequence prints its seed. Reproduce it alone with
 //! `PERMITS_MODEL_SEED=<seed> cargo test --test model -- --nocapture`
@@ -115,11 +119,15 @@ struct Req<'a> {
 struct World<'a> {
     sem: &'a Semaphore,
     // The model:
-    free: usize,
+    /// `limit()`.
+    limit: usize,
+    /// `limit - out`: free permits if positive, debt if negative.
+    count: isize,
+    /// The most permits that may be out: the limit, or what was out when a
+    /// shrink made debt, until the debt is paid.
+    cap: usize,
     closed: bool,
     queue: VecDeque<usize>,
-    /// Permits that exist (free, held, handed over); what must be back at the end.
-    total: usize,
     // Real futures with their model state, and real permits (whose count the
     // model knows as the permit's own `num_permits` checked against `held`).
     reqs: Vec<Req<'a>>,
@@ -132,10 +140,11 @@ impl<'a> World<'a> {
     fn new(sem: &'a Semaphore, permits: usize) -> Self {
         Self {
             sem,
-            free: permits,
+            limit: permits,
+            count: permits as isize,
+            cap: permits,
             closed: false,
             queue: VecDeque::new(),
-            total: permits,
             reqs: Vec::new(),
             permits: Vec::new(),
             next_id: 0,
@@ -147,37 +156,93 @@ impl<'a> World<'a> {
         self.reqs.iter().position(|r| r.id == id).unwrap()
     }
 
+    fn free(&self) -> usize {
+        self.count.max(0) as usize
+    }
+
+    fn debt(&self) -> usize {
+        self.count.min(0).unsigned_abs()
+    }
+
+    /// Model: the first queued request that fits the limit (the others wait
+    /// aside), as a position in `queue`.
+    fn head(&self) -> Option<usize> {
+        self.queue
+            .iter()
+            .position(|&id| self.reqs[self.req_index(id)].n <= self.limit)
+    }
+
     /// Model: hands free permits to the head of the queue, in order.
     fn serve(&mut self) {
         if self.closed {
             return;
         }
-        while let Some(&id) = self.queue.front() {
-            if self.free == 0 {
+        while let Some(pos) = self.head() {
+            if self.count <= 0 {
                 break;
             }
-            let i = self.req_index(id);
+            let i = self.req_index(self.queue[pos]);
+            let free = self.free();
             let req = &mut self.reqs[i];
-            let give = self.free.min(req.n - req.assigned);
+            let give = free.min(req.n - req.assigned);
             req.assigned += give;
-            self.free -= give;
+            self.count -= give as isize;
             if req.assigned < req.n {
                 break;
             }
             req.state = ReqState::Served;
             req.waker.expected += 1;
-            self.queue.pop_front();
+            self.queue.remove(pos);
         }
     }
 
-    /// Model: permits come back.
+    /// Model: permits come back (paying the debt first, by the arithmetic).
     fn release(&mut self, n: usize) {
-        self.free += n;
+        self.count += n as isize;
         self.serve();
     }
 
-    fn check(&self) {
-        assert_eq!(self.sem.available_permits(), self.free, "available_permits");
+    /// Model: the limit changes by `delta` (the count with it); requests that
+    /// no longer fit go aside, giving back what they had, as does any request
+    /// a returning one now stands ahead of; then free permits are handed out.
+    fn change_limit(&mut self, new_limit: usize) {
+        let out = self.out();
+        self.count += new_limit as isize - self.limit as isize;
+        self.limit = new_limit;
+        let head = self.head();
+        for (pos, &id) in self.queue.iter().enumerate() {
+            if Some(pos) != head {
+                let i = self.reqs.iter().position(|r| r.id == id).unwrap();
+                self.count += std::mem::take(&mut self.reqs[i].assigned) as isize;
+            }
+        }
+        self.cap = self.limit.max(out);
+        self.serve();
+    }
+
+    /// Model: permits held or handed to requests.
+    fn out(&self) -> usize {
+        let held: usize = self.permits.iter().map(|(_, n)| n).sum();
+        let handed: usize = self
+            .reqs
+            .iter()
+            .map(|r| match r.state {
+                ReqState::Queued => r.assigned,
+                ReqState::Served => r.n,
+                ReqState::Closed => 0,
+            })
+            .sum();
+        held + handed
+    }
+
+    fn check(&mut self) {
+        assert_eq!(
+            self.sem.available_permits(),
+            self.free(),
+            "available_permits"
+        );
+        assert_eq!(self.sem.debt(), self.debt(), "debt");
+        assert_eq!(self.sem.limit(), self.limit, "limit");
         assert_eq!(self.sem.waiters(), self.queue.len(), "waiters");
         assert_eq!(self.sem.is_closed(), self.closed, "is_closed");
         for req in &self.reqs {
@@ -195,17 +260,24 @@ impl<'a> World<'a> {
         for (permit, n) in &self.permits {
             assert_eq!(permit.num_permits(), *n, "permit size");
         }
-        let held: usize = self.permits.iter().map(|(_, n)| n).sum();
-        let handed: usize = self
-            .reqs
-            .iter()
-            .map(|r| match r.state {
-                ReqState::Queued => r.assigned,
-                ReqState::Served => r.n,
-                ReqState::Closed => 0,
-            })
-            .sum();
-        assert_eq!(self.free + held + handed, self.total, "model conservation");
+        let out = self.out();
+        assert_eq!(
+            self.sem.available_permits() + out,
+            self.sem.limit() + self.sem.debt(),
+            "available + out == limit + debt"
+        );
+        assert!(
+            self.sem.debt() == 0 || self.sem.available_permits() == 0,
+            "debt with permits available"
+        );
+        if out <= self.limit {
+            self.cap = self.limit;
+        }
+        assert!(
+            out <= self.cap,
+            "{out} out, above max(limit, out at the shrink) = {}",
+            self.cap
+        );
     }
 
     /// Polls request `i` with its current waker; applies the result.
@@ -278,8 +350,8 @@ impl<'a> World<'a> {
             Err(AcquireError::TooMany)
         } else if self.closed {
             Err(AcquireError::Closed)
-        } else if n == 0 || (self.queue.is_empty() && self.free >= n) {
-            self.free -= n;
+        } else if n == 0 || (self.head().is_none() && self.count >= n as isize) {
+            self.count -= n as isize;
             Ok(Some(n))
         } else {
             Ok(None)
@@ -371,7 +443,7 @@ impl<'a> World<'a> {
         for id in std::mem::take(&mut self.queue) {
             let i = self.req_index(id);
             let req = &mut self.reqs[i];
-            self.free += std::mem::take(&mut req.assigned);
+            self.count += std::mem::take(&mut req.assigned) as isize;
             req.state = ReqState::Closed;
             req.waker.expected += 1;
         }
@@ -385,10 +457,10 @@ impl<'a> World<'a> {
             Err(TryAcquireError::Closed)
         } else if n == 0 {
             Ok(0)
-        } else if !self.queue.is_empty() || self.free < n {
+        } else if self.head().is_some() || self.count < n as isize {
             Err(TryAcquireError::NoPermits)
         } else {
-            self.free -= n;
+            self.count -= n as isize;
             Ok(n)
         };
         assert_eq!(
@@ -409,12 +481,13 @@ impl<'a> World<'a> {
     /// Runs operation `choice` if it applies now; returns whether it did.
     fn try_step(&mut self, choice: usize, rng: &mut Rng) -> bool {
         match choice {
-            // New acquire (or run) of 0..=3 permits, rarely too many.
-            0..=21 => {
-                let n = if rng.below(200) == 0 {
-                    Semaphore::MAX_PERMITS + 1
-                } else {
-                    rng.below(4)
+            // New acquire (or run) of 0..=3 permits, sometimes more than the
+            // limit (it waits aside), rarely more than MAX_PERMITS.
+            0..=19 => {
+                let n = match rng.below(200) {
+                    0 => Semaphore::MAX_PERMITS + 1,
+                    1..=20 => 4 + rng.below(4),
+                    _ => rng.below(4),
                 };
                 let run = rng.below(4) == 0;
                 self.log.push(format!(
@@ -423,13 +496,13 @@ impl<'a> World<'a> {
                 ));
                 self.start(n, run);
             }
-            22..=29 => {
+            20..=26 => {
                 let n = rng.below(4);
                 self.log.push(format!("try_acquire_many {n}"));
                 self.try_acquire(n);
             }
             // Poll a pending request, with its own or with a new waker.
-            30..=44 if !self.reqs.is_empty() => {
+            27..=40 if !self.reqs.is_empty() => {
                 let i = rng.below(self.reqs.len());
                 let fresh = rng.below(4) == 0;
                 self.log.push(format!(
@@ -442,7 +515,7 @@ impl<'a> World<'a> {
                 }
                 self.poll_req(i);
             }
-            45..=54 if !self.reqs.is_empty() => {
+            41..=49 if !self.reqs.is_empty() => {
                 let i = rng.below(self.reqs.len());
                 self.log.push(format!(
                     "drop request {} ({:?})",
@@ -450,14 +523,14 @@ impl<'a> World<'a> {
                 ));
                 self.cancel(i);
             }
-            55..=69 if !self.permits.is_empty() => {
+            50..=63 if !self.permits.is_empty() => {
                 let i = rng.below(self.permits.len());
                 let (permit, n) = self.permits.swap_remove(i);
                 self.log.push(format!("drop permit of {n}"));
                 drop(permit);
                 self.release(n);
             }
-            70..=74 if !self.permits.is_empty() => {
+            64..=67 if !self.permits.is_empty() => {
                 let i = rng.below(self.permits.len());
                 let k = rng.below(self.permits[i].1 + 2);
                 self.log
@@ -473,7 +546,7 @@ impl<'a> World<'a> {
                     None => assert!(k > *n, "split refused"),
                 }
             }
-            75..=79 if self.permits.len() >= 2 => {
+            68..=71 if self.permits.len() >= 2 => {
                 let i = rng.below(self.permits.len());
                 let (other, k) = self.permits.swap_remove(i);
                 let j = rng.below(self.permits.len());
@@ -482,28 +555,46 @@ impl<'a> World<'a> {
                 self.permits[j].0.merge(other);
                 self.permits[j].1 += k;
             }
-            80..=82 if !self.permits.is_empty() => {
+            // Forgotten permits pay the debt first, then lower the limit.
+            72..=74 if !self.permits.is_empty() => {
                 let i = rng.below(self.permits.len());
                 let (permit, n) = self.permits.swap_remove(i);
                 self.log.push(format!("forget permit of {n}"));
                 permit.forget();
-                self.total -= n;
+                let paid = n.min(self.debt());
+                // Leaving `out` raises the count (`limit - out`) by `n`; the
+                // limit drops by what the debt did not absorb.
+                self.count += n as isize;
+                self.change_limit(self.limit - (n - paid));
             }
-            83..=91 => {
+            75..=80 => {
                 let n = rng.below(4);
                 self.log.push(format!("add_permits {n}"));
                 self.sem.add_permits(n);
-                self.total += n;
-                self.release(n);
+                self.change_limit(self.limit + n);
             }
-            92..=98 => {
+            81..=85 => {
                 let n = rng.below(4);
                 self.log.push(format!("forget_permits {n}"));
                 let got = self.sem.forget_permits(n);
-                let want = n.min(self.free);
-                self.free -= want;
-                self.total -= want;
+                let want = n.min(self.free());
+                // Taking free permits lowers the limit and the count alike.
+                self.change_limit(self.limit - want);
                 assert_eq!(got, want, "forget_permits({n})");
+            }
+            86..=92 => {
+                let n = rng.below(6);
+                self.log.push(format!("set_limit {n}"));
+                self.sem.set_limit(n);
+                self.change_limit(n);
+            }
+            93..=98 => {
+                let n = rng.below(4);
+                self.log.push(format!("reduce_permits {n}"));
+                let got = self.sem.reduce_permits(n);
+                let want = n.min(self.limit);
+                self.change_limit(self.limit - want);
+                assert_eq!(got, want, "reduce_permits({n})");
             }
             // About one sequence in five closes the semaphore.
             99 if rng.below(6) == 0 => {
@@ -532,7 +623,8 @@ impl<'a> World<'a> {
             }
             self.check();
         }
-        assert_eq!(self.sem.available_permits(), self.total, "permits lost");
+        assert_eq!(self.sem.available_permits(), self.limit, "permits lost");
+        assert_eq!(self.sem.debt(), 0, "debt left with nothing out");
         assert_eq!(self.sem.waiters(), 0);
     }
 }
@@ -551,7 +643,7 @@ fn run_sequence(seed: u64, steps: usize, verbose: bool) {
                 println!(
                     "{:<40} available {}, waiters {}, permits held {:?}",
                     world.log.last().unwrap(),
-                    world.free,
+                    world.free(),
                     world.queue.len(),
                     world.permits.iter().map(|(_, n)| n).collect::<Vec<_>>()
                 );

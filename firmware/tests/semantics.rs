@@ -1,8 +1,9 @@
 //! Scenario 3: the semaphore's contract checked on target, polling futures by
 //! hand with flag wakers: FIFO order, `acquire_many` at the head of the queue,
 //! cancellation (dropping a queued acquire, before and after it was handed
-//! permits), `close`, `run`; and which path (lock-free or critical section)
-//! the counter takes on this core.
+//! permits), `close`, `run`, an adaptive limiter (a `static`, no clock, f64
+//! arithmetic in software on cores without an FPU); and which path
+//! (lock-free or critical section) the counter takes on this core.
 #![no_std]
 #![no_main]
 
@@ -11,10 +12,14 @@ use core::future::Future;
 use core::pin::{pin, Pin};
 use core::task::Poll;
 
+use core::time::Duration;
+
+use permits::adaptive::{Aimd, Limiter, Outcome, Reason};
 use permits::{AcquireError, Semaphore, TryAcquireError};
 use permits_firmware::{banner, poll_with, println, sections, take_woken, Checks};
 
 static SEM: Semaphore = Semaphore::new(2);
+static ADAPTIVE: Limiter = Limiter::new(Aimd::new().initial_limit(2).max_limit(8));
 
 /// Polls the future in the slot (it must still be there) with waker `i`.
 fn poll<F: Future>(slot: Pin<&mut Option<F>>, i: usize) -> Poll<F::Output> {
@@ -70,13 +75,15 @@ fn fifo(checks: &mut Checks) {
 
 fn many_at_head(checks: &mut Checks) {
     clear_flags();
-    let sem = Semaphore::new(0);
+    // Limit 3, all held: a queued acquire_many(3) fits and heads the queue.
+    let sem = Semaphore::new(3);
+    let mut held = sem.try_acquire_many(3).unwrap();
     let mut big = pin!(Some(sem.acquire_many(3)));
     let mut small = pin!(Some(sem.acquire()));
     assert!(poll(big.as_mut(), 0).is_pending());
     assert!(poll(small.as_mut(), 1).is_pending());
 
-    sem.add_permits(2);
+    drop(held.split(2).unwrap());
     assert_eq!((take_woken(0), take_woken(1)), (false, false));
     assert!(
         poll(small.as_mut(), 1).is_pending(),
@@ -84,7 +91,7 @@ fn many_at_head(checks: &mut Checks) {
     );
     assert_eq!(sem.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
 
-    sem.add_permits(1);
+    drop(held);
     assert_eq!((take_woken(0), take_woken(1)), (true, false));
     let p = ready(poll(big.as_mut(), 0)).unwrap();
     assert_eq!(p.num_permits(), 3);
@@ -96,6 +103,32 @@ fn many_at_head(checks: &mut Checks) {
     drop(q);
     assert_eq!(sem.available_permits(), 3);
     checks.ok("acquire_many(3) at the head holds back a later acquire()");
+}
+
+fn larger_than_limit_waits_aside(checks: &mut Checks) {
+    clear_flags();
+    // `new(0)` filled later: a request larger than the limit does not wedge
+    // the queue; it takes its place back once the limit reaches it.
+    let sem = Semaphore::new(0);
+    let mut big = pin!(Some(sem.acquire_many(3)));
+    let mut small = pin!(Some(sem.acquire()));
+    assert!(poll(big.as_mut(), 0).is_pending());
+    assert!(poll(small.as_mut(), 1).is_pending());
+    sem.add_permits(2);
+    assert_eq!((take_woken(0), take_woken(1)), (false, true));
+    let q = ready(poll(small.as_mut(), 1)).unwrap();
+    sem.add_permits(1); // limit 3: big is back, and handed the 2 free ones
+    assert_eq!((sem.limit(), sem.available_permits()), (3, 0));
+    drop(q);
+    assert!(take_woken(0));
+    let p = ready(poll(big.as_mut(), 0)).unwrap();
+    assert_eq!(p.num_permits(), 3);
+    // An exact shrink with all three out: they become debt, paid on return.
+    sem.set_limit(1);
+    assert_eq!(sem.debt(), 2);
+    drop(p);
+    assert_eq!((sem.debt(), sem.available_permits()), (0, 1));
+    checks.ok("larger than the limit waits aside; set_limit shrinks exactly");
 }
 
 fn cancel_queued(checks: &mut Checks) {
@@ -185,6 +218,41 @@ fn run_waits(checks: &mut Checks) {
     checks.ok("run: inner future starts only once the permit is held");
 }
 
+/// The adaptive limiter on target: grows when the limit is reached at a
+/// steady latency, serves a queued acquire with the new permit, and shrinks
+/// exactly on an overload while every permit is out.
+fn adaptive(checks: &mut Checks) {
+    clear_flags();
+    let ms = Duration::from_millis(20);
+    for _ in 0..2 {
+        let a = ADAPTIVE.try_acquire().unwrap();
+        let b = ADAPTIVE.try_acquire().unwrap();
+        a.record(Outcome::Success, ms);
+        b.record(Outcome::Success, ms);
+    }
+    assert_eq!(ADAPTIVE.limit(), 3);
+    assert_eq!(ADAPTIVE.last_decision().unwrap().reason, Reason::Grow);
+
+    let held = [
+        ADAPTIVE.try_acquire().unwrap(),
+        ADAPTIVE.try_acquire().unwrap(),
+        ADAPTIVE.try_acquire().unwrap(),
+    ];
+    let mut queued = pin!(Some(ADAPTIVE.acquire()));
+    assert!(poll(queued.as_mut(), 0).is_pending());
+    let [a, b, c] = held;
+    a.record(Outcome::Overload, ms); // 3 -> 2 with 3 out: one is debt
+    assert_eq!(ADAPTIVE.limit(), 2);
+    assert_eq!(ADAPTIVE.semaphore().limit(), 2);
+    assert!(!take_woken(0), "the returned permit paid the debt");
+    drop(b);
+    assert!(take_woken(0));
+    let d = ready(poll(queued.as_mut(), 0)).unwrap();
+    drop((c, d));
+    assert_eq!(ADAPTIVE.semaphore().available_permits(), 2);
+    checks.ok("adaptive limiter: grows, serves the queue, shrinks exactly");
+}
+
 /// Shows which path the semaphore takes on this core by counting critical
 /// sections (our critical-section impl counts every one entered).
 fn paths(checks: &mut Checks) {
@@ -235,10 +303,12 @@ fn main() -> ! {
     let mut checks = Checks::new("semantics");
     fifo(&mut checks);
     many_at_head(&mut checks);
+    larger_than_limit_waits_aside(&mut checks);
     cancel_queued(&mut checks);
     cancel_after_handoff(&mut checks);
     close(&mut checks);
     run_waits(&mut checks);
+    adaptive(&mut checks);
     paths(&mut checks);
     assert_eq!((SEM.available_permits(), SEM.waiters()), (2, 0));
     checks.finish()

@@ -1,53 +1,53 @@
-//! The engine both backlog streams run on: permit first, then the item; the
-//! sweep over the running futures; in-order hand-out; stop and close.
+//! The engine every backlog stream runs on: admission through a [`Gate`],
+//! polling the woken futures (or sweeping them all, without per-slot
+//! wakers), in-order hand-out, stop and close.
 
 use core::fmt;
-use core::future::{Future, IntoFuture};
+use core::future::IntoFuture;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
 use futures_core::stream::Stream;
 use pin_project_lite::pin_project;
 
+use super::gate::Gate;
 use super::progress::Progress;
-use super::slot::{Slot, SlotOwn, SlotProj, Store};
-use crate::permit::Held;
-use crate::waiter::Waiter;
-use crate::{AcquireError, Semaphore};
+use super::slot::{Slot, SlotOwn, Store};
 
 /// Why no more work starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
-    /// Pulling items.
+    /// Admitting items.
     Open,
-    /// The source ended.
+    /// The backlog ended.
     Drained,
     /// An output matched `stop_on_err`.
     Stopped,
-    /// An acquire failed: the semaphore is closed. `Err(Closed)` is yielded
-    /// after the work in flight.
-    Closed,
+    /// The gate failed (a semaphore: closed). Its error is yielded after the
+    /// work in flight.
+    Failed,
 }
 
 pin_project! {
-    /// The engine of [`RunAll`](super::RunAll) and [`RunAllFixed`](super::RunAllFixed); `S` keeps the slots.
+    /// The engine of every backlog stream: gate `G` (whose error is `E`),
+    /// backlog `St`, function `F`, slots in `S`.
     #[project = EngineProj]
-    pub(crate) struct Engine<'a, St, F, Fut: IntoFuture, S> {
-        sem: &'a Semaphore,
-        // The acquire of the next item's permit; a fresh one after each success.
+    pub(crate) struct Engine<G, St, F, Fut: IntoFuture, S, E> {
         #[pin]
-        next_permit: Waiter<&'a Semaphore>,
+        gate: G,
         #[pin]
         source: St,
         f: F,
         #[pin]
         slots: S,
-        // Most slots in use (running + finished, not yet yielded) at once.
+        // Most slots in use (running + finished, not yet yielded) at once,
+        // and the most the store can have.
         limit: usize,
+        capacity: usize,
         limit_set: bool,
         running: usize,
         buffered: usize,
-        // Where the next sweep starts.
+        // Sweeping stores: where the next sweep starts.
         cursor: usize,
         started: u64,
         done: u64,
@@ -56,25 +56,23 @@ pin_project! {
         ordered: bool,
         stop_if: Option<fn(&Fut::Output) -> bool>,
         phase: Phase,
+        error: Option<E>,
         finished: bool,
     }
 }
 
 type Output<Fut> = <Fut as IntoFuture>::Output;
+type Item<Fut, E> = Result<Output<Fut>, E>;
 
-impl<'a, St, F, Fut: IntoFuture, S> Engine<'a, St, F, Fut, S>
-where
-    S: Store<'a, Fut::IntoFuture>,
-{
-    pub(super) fn new(sem: &'a Semaphore, source: St, f: F, slots: S) -> Self {
-        let limit = slots.capacity();
+impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
+    pub(super) fn new(gate: G, source: St, f: F, slots: S, capacity: usize) -> Self {
         Self {
-            sem,
-            next_permit: Waiter::new(sem, 1),
+            gate,
             source,
             f,
             slots,
-            limit,
+            limit: capacity,
+            capacity,
             limit_set: false,
             running: 0,
             buffered: 0,
@@ -85,13 +83,15 @@ where
             ordered: false,
             stop_if: None,
             phase: Phase::Open,
+            error: None,
             finished: false,
         }
     }
 
+    /// At most `n` slots in use (capped by the store's capacity).
     pub(super) fn set_limit(&mut self, n: usize) {
-        assert!(n > 0, "RunAll::limit: the limit must be at least 1");
-        self.limit = n.min(self.slots.capacity());
+        assert!(n > 0, "limit: the limit must be at least 1");
+        self.limit = n.min(self.capacity);
         self.limit_set = true;
     }
 
@@ -112,18 +112,28 @@ where
         }
     }
 
-    /// Outputs in source order; without an explicit limit, the window is the
-    /// semaphore's permit count now (the fixed variant keeps `N`).
-    pub(super) fn set_in_order(&mut self) {
-        #[cfg(feature = "alloc")]
-        if !self.limit_set && self.limit == usize::MAX {
-            self.limit = self.sem.total_permits().max(1);
+    /// Outputs in source order; without an explicit limit, the window (the
+    /// most items between started and yielded) is `window`.
+    pub(super) fn set_in_order(&mut self, window: impl FnOnce() -> usize) {
+        if !self.limit_set {
+            self.limit = self.limit.min(window().max(1));
         }
         self.ordered = true;
     }
 
     pub(super) fn set_stop_if(&mut self, stop: fn(&Output<Fut>) -> bool) {
         self.stop_if = Some(stop);
+    }
+
+    // Used by the `alloc` streams only.
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    pub(super) fn gate(&self) -> &G {
+        &self.gate
+    }
+
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    pub(super) fn gate_mut(self: Pin<&mut Self>) -> Pin<&mut G> {
+        self.project().gate
     }
 
     pub(super) fn source(&self) -> &St {
@@ -150,7 +160,7 @@ where
         }
         let (_, high) = self.source.size_hint();
         let held = self.running + self.buffered;
-        // Plus one for a possible final `Err(Closed)`.
+        // Plus one for a possible final error.
         (held, high.and_then(|h| h.checked_add(held + 1)))
     }
 
@@ -166,17 +176,18 @@ where
     }
 }
 
-impl<'a, St, F, Fut, S> Engine<'a, St, F, Fut, S>
+impl<G, St, F, Fut, S> Engine<G, St, F, Fut, S, G::Error>
 where
     St: Stream,
     F: FnMut(St::Item) -> Fut,
     Fut: IntoFuture,
-    S: Store<'a, Fut::IntoFuture>,
+    G: Gate<St::Item, Fut::Output>,
+    S: Store<Fut::IntoFuture, G::Permit>,
 {
     pub(super) fn poll_next(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Output<Fut>, AcquireError>>> {
+    ) -> Poll<Option<Item<Fut, G::Error>>> {
         let mut this = self.project();
         if *this.finished {
             return Poll::Ready(None);
@@ -184,7 +195,7 @@ where
         if let Some(out) = this.pop_ready() {
             return Poll::Ready(Some(Ok(out)));
         }
-        if let Some(out) = this.sweep(cx) {
+        if let Some(out) = this.poll_running(cx) {
             return Poll::Ready(Some(Ok(out)));
         }
         if let Some(out) = this.fill(cx) {
@@ -195,21 +206,24 @@ where
         }
         if *this.running == 0 && *this.buffered == 0 && *this.phase != Phase::Open {
             *this.finished = true;
-            if *this.phase == Phase::Closed {
-                return Poll::Ready(Some(Err(AcquireError::Closed)));
-            }
-            return Poll::Ready(None);
+            return Poll::Ready(this.error.take().map(Err));
+        }
+        let want_gate = *this.phase == Phase::Open && this.has_room();
+        if this.slots.as_mut().sleep(cx, *this.running > 0, want_gate) {
+            // Woken while we were busy: come back for it.
+            cx.waker().wake_by_ref();
         }
         Poll::Pending
     }
 }
 
-impl<'a, St, F, Fut, S> EngineProj<'_, 'a, St, F, Fut, S>
+impl<G, St, F, Fut, S> EngineProj<'_, G, St, F, Fut, S, G::Error>
 where
     St: Stream,
     F: FnMut(St::Item) -> Fut,
     Fut: IntoFuture,
-    S: Store<'a, Fut::IntoFuture>,
+    G: Gate<St::Item, Fut::Output>,
+    S: Store<Fut::IntoFuture, G::Permit>,
 {
     /// Yields a finished output: any (completion order) or the next in order.
     fn pop_ready(&mut self) -> Option<Output<Fut>> {
@@ -232,10 +246,47 @@ where
         Some(out)
     }
 
-    /// Polls the running futures, from where the last sweep stopped, so each
-    /// gets its turn. In completion order, returns the first output found
-    /// (nothing is parked, so the slots never outnumber the permits held);
-    /// in order, parks every output in its slot.
+    /// Polls the futures that may have work to do: the woken ones (per-slot
+    /// wakers) or all of them (a sweep). In completion order, returns the
+    /// first output found (nothing is parked, so the slots never outnumber
+    /// the permits held); in order, parks every output in its slot.
+    fn poll_running(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
+        if S::SWEEPS {
+            self.sweep(cx)
+        } else {
+            self.poll_woken(cx)
+        }
+    }
+
+    /// Room for one more item.
+    fn has_room(&self) -> bool {
+        *self.running + *self.buffered < *self.limit
+    }
+
+    /// Polls each slot woken since the last look, at most once per call of
+    /// `poll_next`: those left over from the previous call if any (it
+    /// returned early with an output), else those woken since.
+    fn poll_woken(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
+        if !self.slots.has_woken() {
+            if *self.running == 0 {
+                // Stale wake-ups of empty slots can wait.
+                return None;
+            }
+            self.slots.as_mut().wake_up();
+        }
+        while let Some(i) = self.slots.as_mut().next_woken() {
+            // A stale wake-up of an empty or finished slot polls nothing.
+            if let Some(Poll::Ready(out)) = self.slots.as_mut().poll_slot(i, cx) {
+                if let Some(out) = self.finish(i, out) {
+                    return Some(out);
+                }
+            }
+        }
+        None
+    }
+
+    /// Polls every running future, from where the last sweep stopped, so
+    /// each gets its turn.
     fn sweep(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
         let len = self.slots.len();
         let mut left = *self.running;
@@ -244,100 +295,90 @@ where
             if i >= len {
                 i = 0;
             }
-            let finished = match self.slots.as_mut().slot(i).project() {
-                SlotProj::Running { fut, seq, .. } => {
-                    left -= 1;
-                    match fut.poll(cx) {
-                        Poll::Ready(out) => Some((out, *seq)),
-                        Poll::Pending => None,
+            if let Some(polled) = self.slots.as_mut().poll_slot(i, cx) {
+                left -= 1;
+                if let Poll::Ready(out) = polled {
+                    if let Some(out) = self.finish(i, out) {
+                        *self.cursor = i + 1;
+                        return Some(out);
                     }
                 }
-                _ => None,
-            };
-            if let Some((out, seq)) = finished {
-                if !*self.ordered {
-                    *self.cursor = i + 1;
-                    return Some(self.hand_out(i, out));
-                }
-                self.complete(i, out, seq);
             }
             i += 1;
         }
         None
     }
 
-    /// The future in slot `i` finished; in completion order its output goes
-    /// straight out and the slot is free again.
-    fn hand_out(&mut self, i: usize, out: Output<Fut>) -> Output<Fut> {
-        // Drops the finished future, then gives its permit back.
-        self.slots.as_mut().slot(i).set(Slot::Empty);
-        self.slots.as_mut().put_free(i);
+    /// The future in slot `i` finished with `out`: it is dropped and its
+    /// permit settled. In completion order the output is returned to go
+    /// straight out and the slot is free again; in order it waits in the
+    /// slot for its turn.
+    fn finish(&mut self, i: usize, out: Output<Fut>) -> Option<Output<Fut>> {
+        // Drops the finished future, then settles its permit.
+        let SlotOwn::Running { permit, seq, .. } =
+            self.slots.as_mut().slot(i).project_replace(Slot::Empty)
+        else {
+            unreachable!("slot {i} was polled, so it was running")
+        };
+        self.gate.as_mut().settle(permit, &out);
         *self.running -= 1;
-        *self.done += 1;
         self.check_stop(&out);
-        out
+        if *self.ordered {
+            self.slots.as_mut().slot(i).set(Slot::Done { out, seq });
+            *self.buffered += 1;
+            return None;
+        }
+        self.slots.as_mut().put_free(i);
+        *self.done += 1;
+        Some(out)
     }
 
-    /// Starts items while a slot is free: permit first, then the item. Returns
+    /// Starts items while a slot is free and the gate admits them. Returns
     /// an output to yield at once if a new future finished on its first poll.
     fn fill(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
-        while *self.phase == Phase::Open && *self.running + *self.buffered < *self.limit {
-            let (sem, n) = match self.next_permit.as_mut().poll_acquire(cx) {
-                Poll::Pending => return None,
-                Poll::Ready(Ok(held)) => held,
-                Poll::Ready(Err(_)) => {
-                    *self.phase = Phase::Closed;
+        while *self.phase == Phase::Open && self.has_room() {
+            let (gate, source) = (self.gate.as_mut(), self.source.as_mut());
+            let polled = self
+                .slots
+                .as_mut()
+                .poll_gate(cx, |cx| gate.poll_admit(source, cx));
+            let (item, permit) = match polled {
+                // `None`: the gate has not woken since it said `Pending`.
+                None | Some(Poll::Pending) => return None,
+                Some(Poll::Ready(Some(Ok(admitted)))) => admitted,
+                Some(Poll::Ready(Some(Err(e)))) => {
+                    *self.phase = Phase::Failed;
+                    *self.error = Some(e);
                     return None;
                 }
-            };
-            self.next_permit.set(Waiter::new(sem, 1));
-            let permit = Held::new(sem, n);
-            let item = match self.source.as_mut().poll_next(cx) {
-                Poll::Ready(Some(item)) => item,
-                Poll::Ready(None) => {
+                Some(Poll::Ready(None)) => {
                     *self.phase = Phase::Drained;
                     return None;
                 }
-                // The permit goes back while the source has nothing: the
-                // source wakes us, and we queue for a permit again then.
-                Poll::Pending => return None,
             };
             let fut = (self.f)(item).into_future();
             let seq = *self.started;
             *self.started += 1;
             let i = self.slots.as_mut().take_free();
-            let mut slot = self.slots.as_mut().slot(i);
-            slot.set(Slot::Running { fut, permit, seq });
+            self.slots
+                .as_mut()
+                .slot(i)
+                .set(Slot::Running { fut, permit, seq });
             *self.running += 1;
-            let SlotProj::Running { fut, .. } = slot.project() else {
-                unreachable!("slot {i} was just filled")
-            };
-            if let Poll::Ready(out) = fut.poll(cx) {
-                if !*self.ordered {
-                    return Some(self.hand_out(i, out));
+            if let Some(Poll::Ready(out)) = self.slots.as_mut().poll_slot(i, cx) {
+                if let Some(out) = self.finish(i, out) {
+                    return Some(out);
                 }
-                self.complete(i, out, seq);
             }
         }
         None
-    }
-
-    /// In order: the future in slot `i` finished; its permit goes back now,
-    /// its output waits in the slot for its turn.
-    fn complete(&mut self, i: usize, out: Output<Fut>, seq: u64) {
-        self.check_stop(&out);
-        self.slots.as_mut().slot(i).set(Slot::Done { out, seq });
-        *self.running -= 1;
-        *self.buffered += 1;
     }
 
     fn check_stop(&mut self, out: &Output<Fut>) {
         if let Some(stop) = *self.stop_if {
             if stop(out) && *self.phase == Phase::Open {
                 *self.phase = Phase::Stopped;
-                // Leave the queue if we were in it; any permit handed over
-                // goes back.
-                self.next_permit.set(Waiter::new(*self.sem, 1));
+                self.gate.as_mut().stop();
             }
         }
     }

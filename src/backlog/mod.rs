@@ -1,63 +1,85 @@
 //! Streams that chew through a backlog: [`Semaphore::run_all`] and friends
 //! run an async function on every item of a source, each while holding a
-//! permit, and yield the results as a [`Stream`].
+//! permit, and yield the results as a [`Stream`]. [`RunWith`] is the same
+//! stream over any [`Gate`] (how an item gets its permit): the engine the
+//! per-key, adaptive and fleet-wide limits build on.
 //!
 //! # How it works
 //!
-//! The stream owns one acquire ([`Waiter`]) for "the permit of the next item",
-//! the source, the function, and a set of *slots*. A slot is empty, runs one
-//! item's future together with that item's permit, or holds a finished output
-//! until it is yielded. Each `poll_next`:
+//! The stream owns a [`Gate`] (for `run_all`: a [`SemaphoreGate`], one
+//! acquire at a time for "the permit of the next item"), the source, the
+//! function, and a set of *slots*. A slot is empty, runs one item's future
+//! together with that item's permit, or holds a finished output until it is
+//! yielded. Each `poll_next`:
 //!
 //! 1. yields a finished output if one is ready (in order, if asked);
-//! 2. polls every running future once ("sweep"); a future that completes
-//!    drops its permit at once;
-//! 3. while a slot is free: acquires a permit, *then* pulls one item, calls
-//!    the function and polls the new future once. A future that is done on its
+//! 2. polls the running futures that were woken; a future that completes
+//!    has its permit settled (given back) at once;
+//! 3. while a slot is free: asks the gate for the next item and its permit
+//!    (the semaphore gate acquires a permit, *then* pulls one item), calls the
+//!    function and polls the new future once. A future that is done on its
 //!    first poll is handed straight out (completion order only).
 //!
 //! So an item is pulled only with its permit in hand, there are never more
-//! futures than slots, and the slots are reused. The heap variant,
-//! [`RunAll`], allocates a slot when the stream first needs it and keeps it;
-//! the fixed variant, [`RunAllFixed`], has an array of `N` slots inside the
-//! stream and never allocates.
+//! futures than slots, and the slots are reused.
+//!
+//! # Wake-ups
+//!
+//! With `alloc` ([`RunAll`], [`RunWith`]) each slot has its own waker, an
+//! `Arc` made with the slot and reused for every item the slot runs. Waking
+//! it sets the slot's bit in a bitmap shared with the stream and wakes the
+//! stream's task; the stream then polls exactly the slots whose bits it finds
+//! (see `ready.rs` for the protocol, model-checked in `tests/loom.rs`). So a
+//! wake-up costs work in proportion to what woke, however many items are in
+//! flight, and nothing is allocated per item. A waker kept after its item
+//! finished marks a slot that runs another item by then, which costs that
+//! item one extra poll; one kept after the stream is dropped marks a bit
+//! nobody reads.
+//!
+//! Without an allocator ([`RunAllFixed`]) there are no per-slot wakers: a
+//! waker pointing into the stream would dangle once a timer kept it past the
+//! stream's drop. Every wake-up polls each running future once (a sweep),
+//! which costs up to `N` polls per wake-up: fine for the few dozen items in
+//! flight firmware allows, and the reason to use `RunAll` for large limits.
 //!
 //! Each acquire joins the semaphore's FIFO queue like any other, one at a time
 //! per stream: several streams and plain `acquire` / `run` callers on one
 //! semaphore take turns.
-//!
-//! The stream has no waker per slot (that would allocate): when it is woken,
-//! it polls every running future. That is cheap for the tens to hundreds of
-//! items in flight a semaphore usually allows; for many thousands in flight
-//! of futures that wake rarely, `FuturesUnordered` scales better.
 
 // Declared first: its macros are expanded by the stream modules below.
 #[macro_use]
 mod methods;
 
 mod engine;
+mod gate;
 #[cfg(feature = "alloc")]
 mod heap;
 mod iter_stream;
+mod pin_array;
 mod progress;
+#[cfg(feature = "alloc")]
+mod ready;
 #[cfg(feature = "alloc")]
 mod run_all;
 mod run_all_fixed;
+#[cfg(feature = "alloc")]
+mod run_with;
 mod slot;
 
 use core::future::IntoFuture;
 
 use futures_core::stream::Stream;
 
+pub use gate::{Gate, SemaphoreGate};
 pub use iter_stream::IterStream;
 pub use progress::Progress;
 #[cfg(feature = "alloc")]
 pub use run_all::RunAll;
 pub(crate) use run_all_fixed::FixedEngine;
 pub use run_all_fixed::RunAllFixed;
+#[cfg(feature = "alloc")]
+pub use run_with::RunWith;
 
-#[cfg(doc)]
-use crate::waiter::Waiter;
 use crate::Semaphore;
 
 impl Semaphore {

@@ -2,23 +2,21 @@
 
 use core::future::Future;
 use core::pin::Pin;
+use core::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-use crate::permit::Held;
-use crate::Semaphore;
-
 pin_project! {
-    /// One item's place: empty, running with its permit, or finished.
+    /// One item's place: empty, running with its permit `Pm`, or finished.
     #[project = SlotProj]
     #[project_replace = SlotOwn]
-    pub(crate) enum Slot<'a, Fut: Future> {
+    pub(crate) enum Slot<Fut: Future, Pm> {
         Empty,
         // Fields drop in order: the future first, then its permit goes back.
         Running {
             #[pin]
             fut: Fut,
-            permit: Held<&'a Semaphore>,
+            permit: Pm,
             seq: u64,
         },
         Done {
@@ -28,28 +26,55 @@ pin_project! {
     }
 }
 
-/// Where a stream keeps its slots.
-pub(crate) trait Store<'a, Fut: Future> {
+/// Where a stream keeps its slots, and how it learns which to poll.
+pub(crate) trait Store<Fut: Future, Pm> {
+    /// `true`: the slots' futures are polled with the stream's own waker, so
+    /// any wake-up means "poll every running future" (a sweep). `false`:
+    /// each slot has its own waker, and [`next_woken`](Self::next_woken)
+    /// names the slots that were woken.
+    const SWEEPS: bool;
     /// How many slots exist now.
     fn len(&self) -> usize;
-    /// The most slots this store can ever have.
-    fn capacity(&self) -> usize;
     /// A free slot, made if none is free. The caller has made sure that
     /// fewer than `capacity()` slots are in use.
     fn take_free(self: Pin<&mut Self>) -> usize;
     /// Slot `i` is empty again.
     fn put_free(self: Pin<&mut Self>, i: usize);
     /// Slot `i`, pinned.
-    fn slot(self: Pin<&mut Self>, i: usize) -> Pin<&mut Slot<'a, Fut>>;
+    fn slot(self: Pin<&mut Self>, i: usize) -> Pin<&mut Slot<Fut, Pm>>;
+    /// Polls the future running in slot `i` with the waker that belongs to
+    /// it; `None` if the slot runs nothing.
+    fn poll_slot(self: Pin<&mut Self>, i: usize, cx: &mut Context<'_>)
+        -> Option<Poll<Fut::Output>>;
+    /// Polls the gate: with the gate's own waker (per-slot wakers), which
+    /// lets the store skip the poll (`None`) while the gate has not woken
+    /// since it last returned `Pending`; or with `cx`.
+    fn poll_gate<R>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+    ) -> Option<Poll<R>>;
+    /// Per-slot wakers only: the stream is being polled; takes the slots
+    /// woken so far.
+    fn wake_up(self: Pin<&mut Self>);
+    /// Per-slot wakers only: the stream returns `Pending`; later wake-ups
+    /// wake `cx`. Returns whether a wake-up came in meanwhile that needs
+    /// another poll (of a slot if `running`, of the gate if `want_gate`).
+    fn sleep(self: Pin<&mut Self>, cx: &Context<'_>, running: bool, want_gate: bool) -> bool;
+    /// Per-slot wakers only: the next slot of the snapshots taken.
+    fn next_woken(self: Pin<&mut Self>) -> Option<usize>;
+    /// Per-slot wakers only: whether slots of the snapshots taken may be
+    /// left to hand out.
+    fn has_woken(&self) -> bool;
 }
 
-/// `N` slots in an array inside the pinned stream: no allocation at all.
-impl<'a, Fut: Future, const N: usize> Store<'a, Fut> for [Slot<'a, Fut>; N] {
-    fn len(&self) -> usize {
-        N
-    }
+/// `N` slots in an array inside the pinned stream: no allocation at all, and
+/// so no waker per slot (a waker pointing into the stream would dangle once
+/// it outlived the stream). Every wake-up sweeps the running futures.
+impl<Fut: Future, Pm, const N: usize> Store<Fut, Pm> for [Slot<Fut, Pm>; N] {
+    const SWEEPS: bool = true;
 
-    fn capacity(&self) -> usize {
+    fn len(&self) -> usize {
         N
     }
 
@@ -61,7 +86,40 @@ impl<'a, Fut: Future, const N: usize> Store<'a, Fut> for [Slot<'a, Fut>; N] {
 
     fn put_free(self: Pin<&mut Self>, _i: usize) {}
 
-    fn slot(self: Pin<&mut Self>, i: usize) -> Pin<&mut Slot<'a, Fut>> {
-        crate::pin_array::index(self, i)
+    fn slot(self: Pin<&mut Self>, i: usize) -> Pin<&mut Slot<Fut, Pm>> {
+        super::pin_array::index(self, i)
+    }
+
+    fn poll_slot(
+        self: Pin<&mut Self>,
+        i: usize,
+        cx: &mut Context<'_>,
+    ) -> Option<Poll<Fut::Output>> {
+        match self.slot(i).project() {
+            SlotProj::Running { fut, .. } => Some(fut.poll(cx)),
+            _ => None,
+        }
+    }
+
+    fn poll_gate<R>(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
+    ) -> Option<Poll<R>> {
+        Some(poll(cx))
+    }
+
+    fn wake_up(self: Pin<&mut Self>) {}
+
+    fn sleep(self: Pin<&mut Self>, _cx: &Context<'_>, _running: bool, _want_gate: bool) -> bool {
+        false
+    }
+
+    fn next_woken(self: Pin<&mut Self>) -> Option<usize> {
+        None
+    }
+
+    fn has_woken(&self) -> bool {
+        false
     }
 }

@@ -26,8 +26,7 @@
 use core::future::IntoFuture;
 use core::pin::Pin;
 
-use crate::backlog::FixedEngine;
-use crate::RunAllFixed;
+use super::{FixedEngine, RunAllFixed};
 
 /// The element `i` of a pinned array, pinned.
 ///

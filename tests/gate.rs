@@ -1,0 +1,248 @@
+//! `RunWith` over custom gates (issue 10): what the per-key, adaptive and
+//! fleet-wide limits rely on: a gate that fails with its own error, one that
+//! chooses which item goes next, settling with each output, the permit's
+//! drop when an item does not finish, `stop` on `stop_on_err`.
+#![cfg(feature = "alloc")]
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::pin::{pin, Pin};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use futures::executor::block_on;
+use futures::stream::{self, Stream, StreamExt};
+use permits::{Gate, RunWith, Semaphore, SemaphoreGate};
+
+/// Counts what a gate was told.
+#[derive(Default)]
+struct Log {
+    admitted: Cell<usize>,
+    settled: RefCell<Vec<u32>>,
+    dropped: Cell<usize>,
+    stopped: Cell<bool>,
+}
+
+/// A permit that notes its drop.
+struct Noted(Rc<Log>);
+
+impl Drop for Noted {
+    fn drop(&mut self) {
+        self.0.dropped.set(self.0.dropped.get() + 1);
+    }
+}
+
+/// Admits up to `lease_for` items, then fails like a lost lease would.
+struct Leases {
+    log: Rc<Log>,
+    lease_for: usize,
+}
+
+#[derive(Debug, PartialEq)]
+struct LeaseLost;
+
+impl<T> Gate<T, u32> for Leases {
+    type Permit = Noted;
+    type Error = LeaseLost;
+
+    fn poll_admit<B: Stream<Item = T> + ?Sized>(
+        self: Pin<&mut Self>,
+        backlog: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(T, Noted), LeaseLost>>> {
+        if self.log.admitted.get() == self.lease_for {
+            return Poll::Ready(Some(Err(LeaseLost)));
+        }
+        match backlog.poll_next(cx) {
+            Poll::Ready(Some(item)) => {
+                self.log.admitted.set(self.log.admitted.get() + 1);
+                Poll::Ready(Some(Ok((item, Noted(self.log.clone())))))
+            }
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn settle(self: Pin<&mut Self>, permit: Noted, output: &u32) {
+        self.log.settled.borrow_mut().push(*output);
+        drop(permit);
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        self.log.stopped.set(true);
+    }
+}
+
+#[test]
+fn a_failing_gate_ends_the_stream_with_its_error_after_the_work_in_flight() {
+    let log = Rc::new(Log::default());
+    let gate = Leases {
+        log: log.clone(),
+        lease_for: 5,
+    };
+    let mut s =
+        pin!(RunWith::new(gate, stream::iter(0..10u32), |i| async move { i * 10 }).limit(2));
+    let out: Vec<_> = block_on(s.as_mut().collect());
+    assert_eq!(out.len(), 6);
+    assert_eq!(out[5], Err(LeaseLost), "the error last");
+    let mut ok: Vec<u32> = out[..5].iter().map(|r| *r.as_ref().unwrap()).collect();
+    ok.sort_unstable();
+    assert_eq!(ok, [0, 10, 20, 30, 40]);
+    // Each admitted item settled once with its output, permits all dropped.
+    let mut settled = log.settled.borrow().clone();
+    settled.sort_unstable();
+    assert_eq!(settled, ok);
+    assert_eq!(log.dropped.get(), 5);
+    // The items the gate never admitted are still in the source.
+    let left: Vec<u32> = block_on(s.as_mut().source_mut().collect());
+    assert_eq!(left, [5, 6, 7, 8, 9]);
+}
+
+#[test]
+fn an_item_that_does_not_finish_is_not_settled_its_permit_is_dropped() {
+    let log = Rc::new(Log::default());
+    let gate = Leases {
+        log: log.clone(),
+        lease_for: usize::MAX,
+    };
+    let (admitted, settled) = {
+        let mut s = pin!(RunWith::new(gate, stream::iter(0..10u32), |i| async move {
+            if i % 2 == 1 {
+                std::future::pending::<()>().await;
+            }
+            i
+        })
+        .limit(4));
+        let waker = futures::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let mut got = 0;
+        while got < 2 {
+            if let Poll::Ready(Some(r)) = s.as_mut().poll_next(&mut cx) {
+                r.unwrap();
+                got += 1;
+            }
+        }
+        let settled = log.settled.borrow().len();
+        assert!(settled >= 2);
+        assert!(log.admitted.get() > settled, "some still in flight");
+        (log.admitted.get(), settled)
+        // The stream is dropped here.
+    };
+    // The pending ones were dropped with the stream: not settled, dropped.
+    assert_eq!(log.settled.borrow().len(), settled);
+    assert_eq!(log.dropped.get(), admitted);
+}
+
+#[test]
+fn stop_on_err_tells_the_gate_to_stop() {
+    struct Plain(Rc<Log>);
+    impl<T, O> Gate<T, O> for Plain {
+        type Permit = ();
+        type Error = std::convert::Infallible;
+        fn poll_admit<B: Stream<Item = T> + ?Sized>(
+            self: Pin<&mut Self>,
+            backlog: Pin<&mut B>,
+            cx: &mut Context<'_>,
+        ) -> Poll<Option<Result<(T, ()), Self::Error>>> {
+            backlog.poll_next(cx).map(|i| i.map(|i| Ok((i, ()))))
+        }
+        fn stop(self: Pin<&mut Self>) {
+            self.0.stopped.set(true);
+        }
+    }
+    let log = Rc::new(Log::default());
+    let s = RunWith::new(Plain(log.clone()), stream::iter(0..10u32), |i| async move {
+        if i == 3 {
+            Err(i)
+        } else {
+            Ok(i)
+        }
+    })
+    .limit(1)
+    .stop_on_err();
+    let out: Vec<_> = block_on(s.collect());
+    assert_eq!(out.len(), 4, "0, 1, 2, then the error");
+    assert!(log.stopped.get());
+}
+
+/// Chooses which item goes next: looks ahead up to 3 items and admits the
+/// even ones first, as a per-key limit admits an item whose key has room.
+struct EvensFirst {
+    lookahead: VecDeque<u32>,
+    drained: bool,
+}
+
+impl<O> Gate<u32, O> for EvensFirst {
+    type Permit = ();
+    type Error = std::convert::Infallible;
+
+    fn poll_admit<B: Stream<Item = u32> + ?Sized>(
+        mut self: Pin<&mut Self>,
+        mut backlog: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(u32, ()), Self::Error>>> {
+        while !self.drained && self.lookahead.len() < 3 {
+            match backlog.as_mut().poll_next(cx) {
+                Poll::Ready(Some(i)) => self.lookahead.push_back(i),
+                Poll::Ready(None) => self.drained = true,
+                Poll::Pending => break,
+            }
+        }
+        let pick = self
+            .lookahead
+            .iter()
+            .position(|i| i % 2 == 0)
+            .or((!self.lookahead.is_empty()).then_some(0));
+        match pick {
+            Some(at) => Poll::Ready(Some(Ok((self.lookahead.remove(at).unwrap(), ())))),
+            None if self.drained => Poll::Ready(None),
+            None => Poll::Pending,
+        }
+    }
+}
+
+#[test]
+fn a_gate_chooses_which_item_goes_next_from_a_bounded_lookahead() {
+    let gate = EvensFirst {
+        lookahead: VecDeque::new(),
+        drained: false,
+    };
+    let started = RefCell::new(Vec::new());
+    let s = RunWith::new(gate, stream::iter(1..=6u32), |i| {
+        started.borrow_mut().push(i);
+        async move { i }
+    })
+    .limit(1);
+    let out: Vec<u32> = block_on(s.map(Result::unwrap).collect());
+    assert_eq!(out.len(), 6);
+    assert_eq!(*started.borrow(), [2, 4, 1, 6, 3, 5]);
+}
+
+#[test]
+fn run_with_over_a_semaphore_gate_is_run_all() {
+    let sem = Semaphore::new(3);
+    let out: Vec<_> = block_on(
+        RunWith::new(
+            SemaphoreGate::new(&sem),
+            stream::iter(0..20u32),
+            |i| async move { i },
+        )
+        .limit(8)
+        .in_order()
+        .collect(),
+    );
+    assert_eq!(out, (0..20).map(Ok).collect::<Vec<_>>());
+    assert_eq!(sem.available_permits(), 3);
+}
+
+#[test]
+#[should_panic(expected = "call `limit` first")]
+fn run_with_in_order_needs_a_limit() {
+    let sem = Semaphore::new(3);
+    let _ = RunWith::new(
+        SemaphoreGate::new(&sem),
+        stream::iter(0..2u32),
+        |i| async move { i },
+    )
+    .in_order();
+}
