@@ -116,6 +116,21 @@ pub trait Gate<T, O> {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(T, Self::Permit), Self::Error>>>;
 
+    /// The stream has room for `n` more items (at least one) and calls
+    /// [`poll_admit`](Self::poll_admit) next. A gate whose admissions take
+    /// a while (a lease from a server: one round trip each) may prepare up
+    /// to `n` of them at once instead of one after another; preparing more
+    /// would hold permits no item can use yet.
+    ///
+    /// `n` is the stream's [`limit`](super::RunWith::limit) (`usize::MAX`
+    /// without one) minus its items running or waiting to be yielded in
+    /// order. It shrinks only by admissions; it grows as items finish (in
+    /// order: as they are yielded) without another call until the next
+    /// `poll_admit`. The default ignores it.
+    fn room(self: Pin<&mut Self>, n: usize) {
+        let _ = n;
+    }
+
     /// The item that was given `permit` finished with `output` (before the
     /// output is yielded). The default drops the permit.
     fn settle(self: Pin<&mut Self>, permit: Self::Permit, output: &O) {
