@@ -26,8 +26,9 @@ use crate::{AcquireError, Permit, Semaphore, TryAcquireError};
 /// - A per-key limit pulls items into a small lookahead of its own and admits
 ///   the first one whose key has room: it chooses which item goes next.
 /// - A limit that needs asynchronous work per item (a lease from a server)
-///   keeps that work in progress inside the gate, which is pinned, and may
-///   fail with its own [`Error`](Self::Error).
+///   keeps that work in progress inside the gate, which is pinned, up to
+///   the [`room`](Self::room) the stream has at once, and may fail with its
+///   own [`Error`](Self::Error).
 /// - An adaptive limit measures each item in [`settle`](Self::settle).
 ///
 /// The permit's `Drop` is what gives it back. An item that does not finish
