@@ -112,13 +112,12 @@ fn a_lost_lease_cancels_its_item_only() {
         let sem = srv.semaphore("stream-lost", 3, 3).await;
         let rec = Recorder::default();
         let victim: Mutex<Option<String>> = Mutex::new(None);
-        let stream = sem.run_all(0..3u32, |id| {
-            let d = if id == 0 { 3000 } else { 400 };
-            rec.work(id, Duration::from_millis(d))
-        });
+        // Each item runs far longer than a refresh interval (200 ms), so
+        // whichever item's lease is removed learns it while it runs.
+        let stream = sem.run_all(0..3u32, |id| rec.work(id, Duration::from_millis(1200)));
         let wipe = async {
-            // All three hold leases; item 0's is removed in Redis (its
-            // refresh then finds it gone).
+            // All three hold leases; one is removed in Redis (its refresh
+            // then finds it gone).
             assert!(
                 eventually(Duration::from_secs(2), || srv
                     .zcard("stream-lost", "holders")
