@@ -246,3 +246,62 @@ fn run_with_in_order_needs_a_limit() {
     )
     .in_order();
 }
+
+/// Records the room it is told about before each admission.
+struct Rooms(Rc<RefCell<Vec<usize>>>);
+
+impl<T, O> Gate<T, O> for Rooms {
+    type Permit = ();
+    type Error = std::convert::Infallible;
+
+    fn room(self: Pin<&mut Self>, n: usize) {
+        self.0.borrow_mut().push(n);
+    }
+
+    fn poll_admit<B: Stream<Item = T> + ?Sized>(
+        self: Pin<&mut Self>,
+        backlog: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(T, ()), Self::Error>>> {
+        backlog.poll_next(cx).map(|i| i.map(|i| Ok((i, ()))))
+    }
+}
+
+#[test]
+fn the_gate_is_told_the_room_before_each_admission() {
+    // Items that stay pending until released, limit 3: the rooms told are
+    // 3, 2, 1 as the slots fill, then (in order) the finished items that
+    // wait their turn count against it too.
+    let rooms = Rc::new(RefCell::new(Vec::new()));
+    let gates: Vec<_> = (0..6)
+        .map(|_| futures::channel::oneshot::channel::<()>())
+        .collect();
+    let (senders, receivers): (Vec<_>, Vec<_>) = gates.into_iter().unzip();
+    let mut s = pin!(RunWith::new(
+        Rooms(rooms.clone()),
+        stream::iter(receivers.into_iter().enumerate()),
+        |(i, rx)| async move {
+            let _ = rx.await;
+            i
+        }
+    )
+    .limit(3)
+    .in_order());
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert!(s.as_mut().poll_next(&mut cx).is_pending());
+    assert_eq!(*rooms.borrow(), [3, 2, 1]);
+    let mut senders = senders.into_iter().map(Some).collect::<Vec<_>>();
+    // The second item finishes first: its output waits for the first, so
+    // no room opens.
+    senders[1].take().unwrap().send(()).unwrap();
+    assert!(s.as_mut().poll_next(&mut cx).is_pending());
+    assert_eq!(*rooms.borrow(), [3, 2, 1]);
+    // The first finishes: both are yielded, and the next poll has room 2.
+    senders[0].take().unwrap().send(()).unwrap();
+    assert_eq!(s.as_mut().poll_next(&mut cx), Poll::Ready(Some(Ok(0))));
+    assert_eq!(s.as_mut().poll_next(&mut cx), Poll::Ready(Some(Ok(1))));
+    assert!(s.as_mut().poll_next(&mut cx).is_pending());
+    assert_eq!(*rooms.borrow(), [3, 2, 1, 2, 1]);
+    drop(senders);
+}

@@ -8,6 +8,10 @@
 //! workers. Work shapes: `ready` (the future completes at once: the cost of
 //! the semaphore alone) and `sleep 1ms` (the future is woken by a timer, as
 //! by a reply). Rounds rotate the order; cells are the median over rounds.
+//!
+//! A second table sets the backlog stream (`GlobalSemaphore::run_all`, its
+//! `limit(8)`) beside the hand-written `buffer_unordered(8)` over `run` (an
+//! acquire, then the work, per item), in one process and in four.
 
 use std::future::Future;
 use std::net::TcpListener;
@@ -55,6 +59,19 @@ async fn work(sleep: bool) {
     if sleep {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
+}
+
+/// Runs `items` through `run_all`, 8 in flight; returns ns per item.
+async fn drive_stream(sem: &GlobalSemaphore, items: usize, sleep: bool) -> f64 {
+    let start = Instant::now();
+    let oks = sem
+        .run_all(0..items, |_| work(sleep))
+        .limit(LIMIT as usize)
+        .filter(|r| futures::future::ready(r.is_ok()))
+        .count()
+        .await;
+    assert_eq!(oks, items, "an item failed");
+    start.elapsed().as_nanos() as f64 / items as f64
 }
 
 /// Runs `items` through `run` of `make()`, 8 in flight; returns ns per item.
@@ -113,20 +130,36 @@ fn main() {
         for _ in 0..4 {
             fleet.push(build("bench-fleet", 4).await);
         }
+        // The same again for the stream, so each keeps its own call counts.
+        let one_s = build("bench-one-stream", LIMIT as usize).await;
+        let mut fleet_s = Vec::new();
+        for _ in 0..4 {
+            fleet_s.push(build("bench-fleet-stream", 4).await);
+        }
 
         println!(
             "{items} items, limit {LIMIT}, 8 in flight; median of {rounds} rounds; x = time / local semaphore's"
         );
         println!("| work | local `permits::Semaphore` | `GlobalSemaphore`, 1 process | x | round trips/item (acquire + release + refresh) | 4 instances on 8 permits, 4 local each | x | round trips/item |");
         println!("|---|---|---|---|---|---|---|---|");
+        let mut stream_rows = Vec::new();
         for sleep in [false, true] {
             let (mut l, mut g, mut f) = (Vec::new(), Vec::new(), Vec::new());
+            let (mut gs, mut fs) = (Vec::new(), Vec::new());
             let (s0, f0) = (one.stats(), fleet.iter().map(|s| s.stats()).collect::<Vec<_>>());
+            let (ss0, fs0) = (one_s.stats(), fleet_s.iter().map(|s| s.stats()).collect::<Vec<_>>());
             for round in 0..rounds {
-                for which in 0..3 {
-                    match (round + which) % 3 {
+                for which in 0..5 {
+                    match (round + which) % 5 {
                         0 => l.push(drive(items, || async { local.run(work(sleep)).await.is_ok() }).await),
                         1 => g.push(drive(items, || async { one.run(work(sleep)).await.is_ok() }).await),
+                        3 => gs.push(drive_stream(&one_s, items, sleep).await),
+                        4 => {
+                            let per = items / 4;
+                            let start = Instant::now();
+                            futures::future::join_all(fleet_s.iter().map(|sem| drive_stream(sem, per, sleep))).await;
+                            fs.push(start.elapsed().as_nanos() as f64 / (per * 4) as f64);
+                        }
                         _ => {
                             // Items spread over the four instances.
                             let per = items / 4;
@@ -144,22 +177,32 @@ fn main() {
             // Let the last releases land before counting.
             tokio::time::sleep(Duration::from_millis(100)).await;
             let n = (items * rounds) as f64;
-            let s1 = one.stats();
-            let rt_one = |a: u64, r: u64, f: u64| format!("{:.2} ({:.2} + {:.2} + {:.3})", (a + r + f) as f64 / n, a as f64 / n, r as f64 / n, f as f64 / n);
-            let one_rt = rt_one(
-                s1.acquire_calls - s0.acquire_calls,
-                s1.release_calls - s0.release_calls,
-                s1.refresh_calls - s0.refresh_calls,
-            );
-            let (mut a, mut r, mut fr) = (0, 0, 0);
-            for (sem, before) in fleet.iter().zip(&f0) {
-                let s = sem.stats();
-                a += s.acquire_calls - before.acquire_calls;
-                r += s.release_calls - before.release_calls;
-                fr += s.refresh_calls - before.refresh_calls;
-            }
-            let fleet_rt = rt_one(a, r, fr);
+            let rt_of = |sems: &[&GlobalSemaphore], before: &[permits_redis::Stats]| {
+                let (mut a, mut r, mut f) = (0, 0, 0);
+                for (sem, b) in sems.iter().zip(before) {
+                    let s = sem.stats();
+                    a += s.acquire_calls - b.acquire_calls;
+                    r += s.release_calls - b.release_calls;
+                    f += s.refresh_calls - b.refresh_calls;
+                }
+                format!("{:.2} ({:.2} + {:.2} + {:.3})", (a + r + f) as f64 / n, a as f64 / n, r as f64 / n, f as f64 / n)
+            };
+            let one_rt = rt_of(&[&one], &[s0]);
+            let fleet_rt = rt_of(&fleet.iter().collect::<Vec<_>>(), &f0);
+            let one_s_rt = rt_of(&[&one_s], &[ss0]);
+            let fleet_s_rt = rt_of(&fleet_s.iter().collect::<Vec<_>>(), &fs0);
             let (l, g, f) = (median(l), median(g), median(f));
+            let (gs, fs) = (median(gs), median(fs));
+            stream_rows.push(format!(
+                "| {} | {:.1} us | {:.1} us | {:.2} | {one_s_rt} | {:.1} us | {:.1} us | {:.2} | {fleet_s_rt} |",
+                if sleep { "sleep 1ms" } else { "ready" },
+                g / 1000.0,
+                gs / 1000.0,
+                gs / g,
+                f / 1000.0,
+                fs / 1000.0,
+                fs / f,
+            ));
             println!(
                 "| {} | {:.2} us | {:.1} us | {:.2} | {one_rt} | {:.1} us | {:.2} | {fleet_rt} |",
                 if sleep { "sleep 1ms" } else { "ready" },
@@ -169,6 +212,13 @@ fn main() {
                 f / 1000.0,
                 f / l,
             );
+        }
+        println!();
+        println!("backlog stream vs buffer_unordered(8) over `run`; x = stream time / buffer_unordered time (below 1: the stream is faster)");
+        println!("| work | 1 process: `buffer_unordered` | `run_all` | x | `run_all` round trips/item | 4 instances: `buffer_unordered` | `run_all` | x | `run_all` round trips/item |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for row in stream_rows {
+            println!("{row}");
         }
     });
 }

@@ -11,7 +11,7 @@
 //!
 //! The parent starts the sink (and a private redis-server unless `REDIS_URL`
 //! is set), then re-runs itself 4 times with `--worker`; each worker sends
-//! its share of the backlog through `GlobalSemaphore::run` and reports the
+//! its share of the backlog through `GlobalSemaphore::run_all` and reports the
 //! script calls (round trips to Redis) it made.
 
 use std::io::{BufRead, BufReader, Write};
@@ -137,11 +137,10 @@ fn worker(url: &str, sink: &str, ids: std::ops::Range<u64>) {
             .unwrap();
         tokio::spawn(driver);
         let n = ids.end - ids.start;
-        // A bounded window of sends; each waits for its lease in `run`.
-        let sends = futures::stream::iter(ids)
-            .map(|id| sem.run(send(sink, id)))
-            .buffer_unordered(LOCAL);
-        let results: Vec<_> = sends.collect().await;
+        // The backlog stream: a lease per email (the local limit first, then
+        // the global one), the email pulled and sent only once its lease is
+        // held, so at most LOCAL sends exist in this process at a time.
+        let results: Vec<_> = sem.run_all(ids, |id| send(sink, id)).collect().await;
         let failed = results.iter().filter(|r| !matches!(r, Ok(Ok(())))).count();
         let s = sem.stats();
         println!(

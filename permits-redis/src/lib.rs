@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 mod acquire;
+mod backlog;
 mod builder;
 mod conn;
 mod driver;
@@ -17,6 +18,7 @@ mod semaphore;
 mod time;
 
 pub use acquire::Acquire;
+pub use backlog::RunAll;
 pub use builder::{Builder, MAX_LIMIT};
 pub use driver::Driver;
 pub use error::{Error, LossReason};

@@ -2,7 +2,7 @@
 //! change them.
 
 use permits_redis::{
-    Acquire, Builder, Driver, Error, GlobalSemaphore, Lease, LossReason, Lost, Run, Stats,
+    Acquire, Builder, Driver, Error, GlobalSemaphore, Lease, LossReason, Lost, Run, RunAll, Stats,
 };
 
 fn send_sync<T: Send + Sync>() {}
@@ -30,4 +30,12 @@ fn public_types_are_send_and_the_futures_unpin() {
     is_static::<Driver>();
     is_static::<Lease>();
     is_static::<Run<std::future::Ready<()>>>();
+    // The backlog stream: Send (spawnable) and 'static over owned items.
+    type Stream = RunAll<
+        permits::IterStream<std::ops::Range<u32>>,
+        fn(u32) -> std::future::Ready<u32>,
+        std::future::Ready<u32>,
+    >;
+    send::<Stream>();
+    is_static::<Stream>();
 }

@@ -337,11 +337,12 @@ where
     /// an output to yield at once if a new future finished on its first poll.
     fn fill(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
         while *self.phase == Phase::Open && self.has_room() {
-            let (gate, source) = (self.gate.as_mut(), self.source.as_mut());
-            let polled = self
-                .slots
-                .as_mut()
-                .poll_gate(cx, |cx| gate.poll_admit(source, cx));
+            let (mut gate, source) = (self.gate.as_mut(), self.source.as_mut());
+            let room = *self.limit - *self.running - *self.buffered;
+            let polled = self.slots.as_mut().poll_gate(cx, |cx| {
+                gate.as_mut().room(room);
+                gate.poll_admit(source, cx)
+            });
             let (item, permit) = match polled {
                 // `None`: the gate has not woken since it said `Pending`.
                 None | Some(Poll::Pending) => return None,

@@ -26,8 +26,9 @@ use crate::{AcquireError, Permit, Semaphore, TryAcquireError};
 /// - A per-key limit pulls items into a small lookahead of its own and admits
 ///   the first one whose key has room: it chooses which item goes next.
 /// - A limit that needs asynchronous work per item (a lease from a server)
-///   keeps that work in progress inside the gate, which is pinned, and may
-///   fail with its own [`Error`](Self::Error).
+///   keeps that work in progress inside the gate, which is pinned, up to
+///   the [`room`](Self::room) the stream has at once, and may fail with its
+///   own [`Error`](Self::Error).
 /// - An adaptive limit measures each item in [`settle`](Self::settle).
 ///
 /// The permit's `Drop` is what gives it back. An item that does not finish
@@ -115,6 +116,21 @@ pub trait Gate<T, O> {
         backlog: Pin<&mut B>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(T, Self::Permit), Self::Error>>>;
+
+    /// The stream has room for `n` more items (at least one) and calls
+    /// [`poll_admit`](Self::poll_admit) next. A gate whose admissions take
+    /// a while (a lease from a server: one round trip each) may prepare up
+    /// to `n` of them at once instead of one after another; preparing more
+    /// would hold permits no item can use yet.
+    ///
+    /// `n` is the stream's [`limit`](super::RunWith::limit) (`usize::MAX`
+    /// without one) minus its items running or waiting to be yielded in
+    /// order. It shrinks only by admissions; it grows as items finish (in
+    /// order: as they are yielded) without another call until the next
+    /// `poll_admit`. The default ignores it.
+    fn room(self: Pin<&mut Self>, n: usize) {
+        let _ = n;
+    }
 
     /// The item that was given `permit` finished with `output` (before the
     /// output is yielded). The default drops the permit.
