@@ -16,7 +16,9 @@
 //! - `aimd.rs`: [`Aimd`], the default;
 //! - `limiter.rs`: [`Limiter`] and its [`Permit`], which drive the
 //!   semaphore's exact [`set_limit`](crate::Semaphore::set_limit);
-//! - `run.rs`: [`Limiter::run`] and the [`Feedback`] a classifier returns.
+//! - `run.rs`: [`Limiter::run`] and the [`Feedback`] a classifier returns;
+//! - `gate.rs`: [`LimiterGate`], the limiter as the [`Gate`](crate::Gate) of
+//!   a backlog stream, and [`Limiter::run_all`] / [`Limiter::run_stream`].
 //!
 //! All of it is `no_std` and allocation-free; with `std`,
 //! [`Permit::finish`] measures the time with `std::time::Instant`.
@@ -26,12 +28,16 @@
 
 mod aimd;
 mod algorithm;
+mod gate;
 mod limiter;
 mod run;
 mod sample;
 
 pub use aimd::Aimd;
 pub use algorithm::{Algorithm, Decision, Reason};
+pub use gate::LimiterGate;
+#[cfg(feature = "alloc")]
+pub use gate::RunAll;
 pub use limiter::{Acquire, Limiter, Permit};
 pub use run::{Feedback, Run};
 pub use sample::{Outcome, Sample};
