@@ -14,9 +14,36 @@ use crate::{AcquireError, Gate, SemaphoreGate};
 pin_project! {
     /// The [`Gate`] of [`Limiter::run_all`] and [`Limiter::run_stream`]: one
     /// permit of the limiter per item, acquired before the item is pulled
-    /// (as [`SemaphoreGate`] does), and the item's output reported through
-    /// `classify` when it finishes. An item that does not finish (the stream
-    /// is dropped with it in flight, or its future panics) records nothing.
+    /// (as [`SemaphoreGate`] does, turns and all), and the item's output
+    /// reported through `classify` when it finishes, before the stream
+    /// yields it. Make one with [`Limiter::gate`], for
+    /// [`RunWith`](crate::RunWith) or a gate of your own that wraps it.
+    ///
+    /// # Classifying an output
+    ///
+    /// `classify` is `FnMut(&Output) -> R` where `R` is any [`Feedback`]:
+    ///
+    /// - `(Outcome, Duration)`: the outcome and how long the item took by
+    ///   your clock. The gate cannot see when an item's work starts and
+    ///   ends, so without `std` let the item time itself and return the
+    ///   duration with its output: `f` returns `(reply, took)` and
+    ///   `classify` is `|(reply, took)| (outcome_of(reply), *took)`;
+    /// - `Outcome` (with `std`): timed with `std::time::Instant` from the
+    ///   item's admission to its settling (the first poll of the stream
+    ///   after its future finished, so a consumer that is slow to poll
+    ///   makes items look slower);
+    /// - `Option<_>` of either: `None` records nothing.
+    ///
+    /// `Outcome::Ignore` is passed to the algorithm ([`Aimd`](super::Aimd)
+    /// skips it); `None` does not reach the algorithm at all.
+    ///
+    /// # Cancel safety
+    ///
+    /// An item that does not finish records nothing: if the stream is
+    /// dropped with it in flight, its future is dropped, then its permit,
+    /// which goes back to the semaphore (paying any debt a shrink left), and
+    /// no sample is taken. The same if its future panics. So only outputs
+    /// the stream produced are ever sampled.
     #[must_use = "a gate does nothing until a stream runs over it"]
     pub struct LimiterGate<'a, A, C> {
         #[pin]
@@ -76,8 +103,9 @@ impl<A, C> fmt::Debug for LimiterGate<'_, A, C> {
 }
 
 impl<A: Algorithm> Limiter<A> {
-    /// A [`Gate`] over this limiter for [`RunWith`](crate::RunWith): each
-    /// item gets a permit, and `classify` says what its output means.
+    /// A [`Gate`] over this limiter for [`RunWith`](crate::RunWith) (or to
+    /// wrap in a gate of your own): each item gets a permit, and `classify`
+    /// says what its output means (see [`LimiterGate`]).
     pub fn gate<C>(&self, classify: C) -> LimiterGate<'_, A, C> {
         LimiterGate {
             inner: SemaphoreGate::new(self.semaphore()),
@@ -97,7 +125,8 @@ mod streams {
     use crate::adaptive::{Algorithm, Feedback, Limiter};
     use crate::{IterStream, RunWith};
 
-    /// The stream of [`Limiter::run_all`].
+    /// The stream of [`Limiter::run_all`] and [`Limiter::run_stream`].
+    #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
     pub type RunAll<'a, A, St, F, Fut, C> = RunWith<LimiterGate<'a, A, C>, St, F, Fut>;
 
     impl<A: Algorithm> Limiter<A> {
@@ -105,7 +134,12 @@ mod streams {
         /// limiter: runs `f` on every item, each while holding one of its
         /// permits, and reports each output through `classify` as it
         /// finishes (before it is yielded), so the limit adapts while the
-        /// backlog drains.
+        /// backlog drains. A decision applies at once: a shrink stops new
+        /// items until the work in flight is under the new limit, a raise
+        /// starts more items in the same poll. What `classify` may return
+        /// is on [`LimiterGate`].
+        ///
+        /// With `std`, an `Outcome` alone is timed for you:
         ///
         /// ```
         /// # #[cfg(feature = "std")] {
@@ -130,10 +164,58 @@ mod streams {
         /// # }
         /// ```
         ///
+        /// With your own clock (firmware, a simulation), each item times
+        /// itself and returns the duration next to its reply:
+        ///
+        /// ```
+        /// use core::sync::atomic::{AtomicU64, Ordering};
+        /// use core::time::Duration;
+        /// use futures::StreamExt;
+        /// use permits::adaptive::{Limiter, Outcome};
+        ///
+        /// // Stands in for `embassy_time::Instant::now()` or a timer register.
+        /// static MILLIS: AtomicU64 = AtomicU64::new(0);
+        /// fn now_ms() -> u64 {
+        ///     MILLIS.fetch_add(7, Ordering::Relaxed)
+        /// }
+        ///
+        /// async fn send(id: u32) -> (Result<(), u16>, Duration) {
+        ///     let start = now_ms();
+        ///     let reply = if id % 50 == 49 { Err(421) } else { Ok(()) };
+        ///     (reply, Duration::from_millis(now_ms() - start))
+        /// }
+        ///
+        /// # futures::executor::block_on(async {
+        /// let limiter = Limiter::default();
+        /// let sends = limiter.run_all(0..200, send, |(reply, took): &(Result<(), u16>, Duration)| {
+        ///     let outcome = match reply {
+        ///         Ok(()) => Outcome::Success,
+        ///         Err(421 | 451) => Outcome::Overload,
+        ///         Err(_) => Outcome::Ignore,
+        ///     };
+        ///     (outcome, *took)
+        /// });
+        /// assert_eq!(sends.count().await, 200);
+        /// assert!(limiter.decisions() > 0);
+        /// # });
+        /// ```
+        ///
+        /// # Errors
+        ///
+        /// If the semaphore is [closed](crate::Semaphore::close), the stream
+        /// starts nothing more, yields the outputs of the work in flight,
+        /// then `Err(AcquireError::Closed)` once, last.
+        ///
         /// # Cancel safety
         ///
-        /// As `Semaphore::run_all`: dropping the stream drops the work in
-        /// flight and gives back every permit; those items record nothing.
+        /// As `Semaphore::run_all`: dropping the stream drops each item in
+        /// flight (its future first, then its permit, which goes back to the
+        /// semaphore and pays any debt a shrink left), leaves the
+        /// semaphore's queue if it was waiting there, and loses no permit.
+        /// The items dropped record nothing: a sample is taken only from an
+        /// output the stream produced. The items not yet started stay in the
+        /// source.
+        #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
         pub fn run_all<I, F, Fut, C, R>(
             &self,
             items: I,
@@ -150,11 +232,18 @@ mod streams {
             self.run_stream(IterStream::new(items), f, classify)
         }
 
-        /// [`run_all`](Self::run_all) for a [`Stream`] of items.
+        /// [`run_all`](Self::run_all) for a [`Stream`] of items (a queue, a
+        /// channel, a database cursor). While the source has nothing to
+        /// give, no permit is held for it.
+        ///
+        /// # Errors
+        ///
+        /// As [`run_all`](Self::run_all).
         ///
         /// # Cancel safety
         ///
         /// As [`run_all`](Self::run_all).
+        #[cfg_attr(docsrs, doc(cfg(feature = "alloc")))]
         pub fn run_stream<St, F, Fut, C, R>(
             &self,
             items: St,

@@ -20,8 +20,10 @@
 //! - `gate.rs`: [`LimiterGate`], the limiter as the [`Gate`](crate::Gate) of
 //!   a backlog stream, and [`Limiter::run_all`] / [`Limiter::run_stream`].
 //!
-//! All of it is `no_std` and allocation-free; with `std`,
-//! [`Permit::finish`] measures the time with `std::time::Instant`.
+//! All of it is `no_std` and allocation-free (the backlog streams
+//! [`Limiter::run_all`] and [`Limiter::run_stream`] need `alloc`, as
+//! [`RunWith`](crate::RunWith) does; [`LimiterGate`] itself does not); with
+//! `std`, [`Permit::finish`] measures the time with `std::time::Instant`.
 //! `tests/adaptive_sim.rs` is a deterministic simulator (a server with a
 //! knee, a hard cap, changing capacity) whose scenarios check the behaviour
 //! within asserted ranges.
