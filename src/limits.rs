@@ -142,12 +142,9 @@ impl Semaphore {
         let (result, more, watcher) = self.queue.with(|q| {
             let old = q.limit;
             let (result, mut hand) = change(self, q);
-            // New permits: a stream waiting off the queue must hear of them.
-            let watcher = if hand > 0 {
-                self.take_watcher_locked(q)
-            } else {
-                None
-            };
+            // New permits: a stream waiting off the queue must hear of them
+            // (woken when `watcher` drops, after the unlock).
+            let watcher = (hand > 0).then(|| self.take_watcher_locked(q));
             // Growing cannot change who fits unless someone waits aside.
             let regroup = q.limit < old || (q.limit > old && self.state.is_aside());
             if regroup && !q.list.is_empty() {
@@ -160,9 +157,7 @@ impl Semaphore {
             (result, self.distribute_locked(q, hand, &mut batch), watcher)
         });
         self.wake_then_serve(batch, more);
-        if let Some(w) = watcher {
-            w.wake();
-        }
+        drop(watcher);
         result
     }
 }

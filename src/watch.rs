@@ -35,20 +35,23 @@ impl Semaphore {
     /// registration `ticket` (if it still stands). Returns the ticket of the
     /// registration, or `None` if someone else watches.
     pub(crate) fn watch(&self, waker: &Waker, ticket: Option<usize>) -> Option<usize> {
-        self.queue.with(|q| {
+        // Cloned before and the old one dropped after the lock: neither may
+        // run executor code under it.
+        let mut new = Some(waker.clone());
+        let registered = self.queue.with(|q| {
             let ours = ticket.is_some_and(|t| self.is_watching(t));
             if q.watcher.is_some() && !ours {
                 return None;
             }
-            // A replaced waker is dropped here, under the lock: a waker's
-            // `drop` must not take this semaphore's lock (as everywhere).
-            q.watcher = Some(waker.clone());
+            core::mem::swap(&mut q.watcher, &mut new);
             if ours {
                 ticket
             } else {
                 Some(self.watch_epoch.fetch_add(1, Ordering::AcqRel) + 1)
             }
-        })
+        });
+        drop(new);
+        registered
     }
 
     /// The registration `ticket` still stands (no raise has woken it, it
@@ -74,11 +77,25 @@ impl Semaphore {
 
     /// The watcher, taken out of its slot to be woken after unlocking: the
     /// limit grew. Lock held.
-    pub(crate) fn take_watcher_locked(&self, q: &mut crate::hand_off::Queue) -> Option<Waker> {
+    pub(crate) fn take_watcher_locked(&self, q: &mut crate::hand_off::Queue) -> WakeOnDrop {
         let waker = q.watcher.take();
         if waker.is_some() {
             self.watch_epoch.fetch_add(1, Ordering::AcqRel);
         }
-        waker
+        WakeOnDrop(waker)
+    }
+}
+
+/// A watcher taken out of its slot: woken when this is dropped, so it is
+/// woken even if waking the served waiters before it panics (it was
+/// deregistered, and would otherwise wait for its own items only).
+#[must_use = "dropping it wakes the watcher"]
+pub(crate) struct WakeOnDrop(Option<Waker>);
+
+impl Drop for WakeOnDrop {
+    fn drop(&mut self) {
+        if let Some(w) = self.0.take() {
+            w.wake();
+        }
     }
 }
