@@ -403,3 +403,35 @@ fn it_adapts_to_a_server_that_refuses_above_three() {
     let limit = limiter.limit();
     all_back(&limiter, limit);
 }
+
+#[test]
+fn a_panicking_classifier_loses_nothing_and_the_stream_goes_on() {
+    use std::panic::{catch_unwind, AssertUnwindSafe};
+    let (algo, seen) = Scripted::new(2, &[]);
+    let limiter = Limiter::with_algorithm(algo);
+    let sw = Switches::default();
+    let classify = |n: &u32| {
+        assert!(*n != 1, "classifier bug");
+        (Outcome::Success, MS)
+    };
+    let mut stream = Box::pin(limiter.run_all(0..6, |i| sw.item(i), classify));
+    let (_, waker) = counting_waker();
+    assert!(poll_next(stream.as_mut(), &waker).is_pending());
+    assert_eq!(sw.running(), [0, 1]);
+    sw.finish(1);
+    let polled = catch_unwind(AssertUnwindSafe(|| poll_next(stream.as_mut(), &waker)));
+    assert!(polled.is_err(), "the classifier's panic did not propagate");
+    // Item 1's permit is back (not recorded); the stream, polled again,
+    // starts the next items and ends.
+    assert_eq!(limiter.in_flight(), 1);
+    assert!(poll_next(stream.as_mut(), &waker).is_pending());
+    assert_eq!(sw.running(), [0, 2], "the stream waited for the lost item");
+    for i in [0, 2, 3, 4, 5] {
+        sw.finish(i);
+    }
+    assert_eq!(drain_ready(stream.as_mut(), &waker).len(), 5);
+    assert!(stream.is_terminated());
+    assert_eq!(seen.lock().unwrap().len(), 5);
+    drop(stream);
+    all_back(&limiter, 2);
+}

@@ -84,13 +84,24 @@ where
         let this = self.project();
         // Reported (the semaphore's permit goes back at its end), then the
         // semaphore gate is told its permit is back: without that it would
-        // wait for it forever once full.
+        // wait for it forever once full. Told by a guard, so also if
+        // `classify` or the algorithm panics (a stream polled again after a
+        // caught panic goes on).
+        let _returned = Returned(this.inner);
         (this.classify)(output).report(permit);
-        this.inner.returned();
     }
 
     fn stop(self: Pin<&mut Self>) {
         Gate::<T, O>::stop(self.project().inner);
+    }
+}
+
+/// Tells the semaphore gate its permit is back when dropped.
+struct Returned<'g, 'a>(Pin<&'g mut SemaphoreGate<'a>>);
+
+impl Drop for Returned<'_, '_> {
+    fn drop(&mut self) {
+        self.0.as_mut().returned();
     }
 }
 
