@@ -236,3 +236,37 @@ fn dropping_the_stream_at_any_step_gives_every_permit_back() {
         run_and_drop_after(stop_at);
     }
 }
+
+#[test]
+fn two_streams_on_one_semaphore_both_hear_a_raise() {
+    // One gate waits off the queue (the watcher), the other queues: a raise
+    // reaches each, one through the watcher slot, one through the queue.
+    let sem = Semaphore::new(2);
+    let (a, b) = (Switches::default(), Switches::default());
+    let mut first = Box::pin(sem.run_all(0..10, |i| a.item(i)));
+    let mut second = Box::pin(sem.run_all(100..110, |i| b.item(i)));
+    let (wakes_first, waker_first) = counting_waker();
+    let (wakes_second, waker_second) = counting_waker();
+    assert!(poll_next(first.as_mut(), &waker_first).is_pending());
+    assert!(poll_next(second.as_mut(), &waker_second).is_pending());
+    assert_eq!((a.running().len(), b.running().len()), (2, 0));
+    assert_eq!(sem.waiters(), 1, "the second stream did not queue");
+    let (before_first, before_second) = (wakes_first.wakes(), wakes_second.wakes());
+    sem.add_permits(2);
+    assert!(
+        wakes_second.wakes() > before_second,
+        "the queued stream was not woken"
+    );
+    assert!(poll_next(second.as_mut(), &waker_second).is_pending());
+    // The queued stream is served first (FIFO); the watcher was woken too,
+    // and between them the two streams use all four permits.
+    assert!(
+        wakes_first.wakes() > before_first,
+        "the watcher was not woken"
+    );
+    assert!(poll_next(first.as_mut(), &waker_first).is_pending());
+    assert_eq!(a.running().len() + b.running().len(), 4);
+    assert!(!b.running().is_empty());
+    drop((first, second));
+    all_back(&sem, 4);
+}
