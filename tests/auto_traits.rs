@@ -184,10 +184,32 @@ fn adaptive_types() {
     let _: fn(&adaptive::Decision) -> adaptive::Decision = |d| *d; // Copy
     debug::<adaptive::Outcome>();
     debug::<adaptive::Reason>();
+    // The limiter's gate, as the semaphore's (which it wraps).
+    type AGate = adaptive::LimiterGate<'static, adaptive::Aimd, Classify>;
+    send::<AGate>();
+    sync::<AGate>();
+    debug::<AGate>();
     const {
         // Like `Acquire`, they own a queue node: poll them pinned.
         assert!(!Probe::<adaptive::Acquire<'static, adaptive::Aimd>>::UNPIN);
         assert!(!Probe::<ARun>::UNPIN);
+        assert!(!Probe::<AGate>::UNPIN);
+    }
+    #[cfg(feature = "alloc")]
+    {
+        // Its stream moves between threads like `run_all`'s.
+        type AStream = adaptive::RunAll<
+            'static,
+            adaptive::Aimd,
+            permits::IterStream<std::ops::Range<u32>>,
+            fn(u32) -> std::future::Ready<()>,
+            std::future::Ready<()>,
+            Classify,
+        >;
+        send::<AStream>();
+        sync::<AStream>();
+        debug::<AStream>();
+        const { assert!(!Probe::<AStream>::UNPIN) };
     }
 }
 

@@ -81,6 +81,7 @@ fn memory_returns_to_the_empty_maps_after_100_000_keys() {
     let empty = LIVE.load(SeqCst);
     let n = if cfg!(miri) { 300 } else { 100_000 };
     let mut peak_keys = 0;
+    let mut peak_bytes = empty;
     futures::executor::block_on(async {
         let watch = async {
             backlog(&keyed, 0..n).await;
@@ -89,11 +90,14 @@ fn memory_returns_to_the_empty_maps_after_100_000_keys() {
         std::future::poll_fn(|cx| {
             let poll = watch.as_mut().poll(cx);
             peak_keys = peak_keys.max(keyed.live_keys());
+            peak_bytes = peak_bytes.max(LIVE.load(SeqCst));
             poll
         })
         .await;
     });
     assert!(peak_keys > 1, "keys were live at once during the backlog");
+    // The count sees the keys' memory at all (only this thread is counted).
+    assert!(peak_bytes > empty, "the live keys' memory was not counted");
     assert_eq!(keyed.live_keys(), 0);
     assert_eq!(
         LIVE.load(SeqCst),

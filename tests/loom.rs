@@ -547,3 +547,44 @@ fn adaptive_recorders_race_to_apply() {
         assert_idle(limiter.semaphore(), 1);
     });
 }
+
+/// An item that, when it runs, answers another item's mailbox and ends.
+struct Answers(Arc<Mailbox>);
+
+impl Future for Answers {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<()> {
+        self.0.answer();
+        Poll::Ready(())
+    }
+}
+
+/// 16. The watcher (`src/watch.rs`): one permit, two items; the first waits
+///     for the second, so the stream can only go on if a raise of the limit
+///     on another thread wakes its gate, which waits off the queue for its
+///     own item. A lost wake-up (the raise between the gate's failed
+///     `try_acquire` and its registration) is a loom deadlock.
+///
+/// Preemption bound 2.
+#[test]
+fn backlog_gate_hears_a_raise_while_it_waits_off_the_queue() {
+    model_bounded(Some(2), || {
+        use futures::future::Either;
+        use futures::StreamExt;
+        let sem = Arc::new(Semaphore::new(1));
+        let first = Arc::new(Mailbox::default());
+        let s = sem.clone();
+        let raiser = thread::spawn(move || s.add_permits(1));
+        let item = |i: usize| {
+            if i == 0 {
+                Either::Left(Reply(first.clone()))
+            } else {
+                Either::Right(Answers(first.clone()))
+            }
+        };
+        let n = block_on(sem.run_all(0..2, item).count());
+        assert_eq!(n, 2);
+        raiser.join().unwrap();
+        assert_idle(&sem, 2);
+    });
+}

@@ -2,7 +2,10 @@
 //! in an order unrelated to arrival, each answer waking exactly one item in
 //! flight. At limits 16, 256 and 4096, on tokio's current-thread runtime and
 //! on `futures::executor::LocalPool`: `run_all` (and `run_all_fixed` at the
-//! small limits, where its sweep is affordable) against `buffer_unordered`.
+//! small limits, where its sweep is affordable) against `buffer_unordered`,
+//! and `adaptive::Limiter::run_all` with its limit pinned at the same value
+//! against `run_all` (what the adaptive gate costs per item: a sample taken,
+//! the algorithm's lock, AIMD's bookkeeping).
 
 use std::cell::Cell;
 use std::future::Future;
@@ -13,12 +16,17 @@ use std::time::{Duration, Instant};
 use futures::executor::LocalPool;
 use futures::stream::{self, Stream, StreamExt};
 use futures::task::LocalSpawnExt;
+use permits::adaptive::{Aimd, Limiter, Outcome};
 use permits::Semaphore;
 
 use crate::counting;
 use crate::server::Server;
 
 pub const LIMITS: [usize; 3] = [16, 256, 4096];
+
+/// `adaptive::Limiter::run_all` with AIMD pinned at the limit (floor =
+/// ceiling), each reply a success timed by the caller's clock.
+const LIMITER: &str = "adaptive Limiter::run_all";
 
 #[derive(Clone, Copy)]
 pub enum Exec {
@@ -121,6 +129,7 @@ fn contenders(limit: usize) -> Vec<&'static str> {
         256 => v.push("permits run_all_fixed::<256>"),
         _ => {}
     }
+    v.push(LIMITER);
     v.push("buffer_unordered");
     v
 }
@@ -150,6 +159,20 @@ fn run_one(name: &str, exec: Exec, limit: usize, items: u64) -> Run {
             async move {
                 let s = sem.run_all_fixed::<256, _, _, _>(0..items, |i| server.request(i));
                 consume(s.map(Result::unwrap), warm, &marks).await
+            }
+        }),
+        LIMITER => drive(exec, limit, items, |server, marks| {
+            let limiter = Limiter::new(Aimd::new().max_limit(limit).min_limit(limit));
+            async move {
+                let took = Duration::from_millis(1);
+                let s = limiter.run_all(
+                    0..items,
+                    |i| server.request(i),
+                    |_: &u64| (Outcome::Success, took),
+                );
+                let sum = consume(s.map(Result::unwrap), warm, &marks).await;
+                assert_eq!(limiter.limit(), limit, "the pinned limit moved");
+                sum
             }
         }),
         "buffer_unordered" => drive(exec, limit, items, |server, marks| async move {
@@ -227,6 +250,16 @@ pub fn bench(items: u64, rounds: usize) -> bool {
                 if allocs_ok { "met" } else { "MISSED" },
             );
             ok &= allocs_ok;
+            if let Some(at) = names.iter().position(|n| *n == LIMITER) {
+                if names[0] == "permits run_all" {
+                    let ratio = best[at].time.as_secs_f64() / best[0].time.as_secs_f64();
+                    println!(
+                        "adaptive Limiter::run_all vs run_all (same limit): time {ratio:.2}x, \
+                         allocs/item {}",
+                        best[at].allocs_per_item
+                    );
+                }
+            }
         }
     }
     ok

@@ -16,22 +16,30 @@
 //! - `aimd.rs`: [`Aimd`], the default;
 //! - `limiter.rs`: [`Limiter`] and its [`Permit`], which drive the
 //!   semaphore's exact [`set_limit`](crate::Semaphore::set_limit);
-//! - `run.rs`: [`Limiter::run`] and the [`Feedback`] a classifier returns.
+//! - `run.rs`: [`Limiter::run`] and the [`Feedback`] a classifier returns;
+//! - `gate.rs`: [`LimiterGate`], the limiter as the [`Gate`](crate::Gate) of
+//!   a backlog stream, and [`Limiter::run_all`] / [`Limiter::run_stream`].
 //!
-//! All of it is `no_std` and allocation-free; with `std`,
-//! [`Permit::finish`] measures the time with `std::time::Instant`.
+//! All of it is `no_std` and allocation-free (the backlog streams
+//! [`Limiter::run_all`] and [`Limiter::run_stream`] need `alloc`, as
+//! [`RunWith`](crate::RunWith) does; [`LimiterGate`] itself does not); with
+//! `std`, [`Permit::finish`] measures the time with `std::time::Instant`.
 //! `tests/adaptive_sim.rs` is a deterministic simulator (a server with a
 //! knee, a hard cap, changing capacity) whose scenarios check the behaviour
 //! within asserted ranges.
 
 mod aimd;
 mod algorithm;
+mod gate;
 mod limiter;
 mod run;
 mod sample;
 
 pub use aimd::Aimd;
 pub use algorithm::{Algorithm, Decision, Reason};
+pub use gate::LimiterGate;
+#[cfg(feature = "alloc")]
+pub use gate::RunAll;
 pub use limiter::{Acquire, Limiter, Permit};
 pub use run::{Feedback, Run};
 pub use sample::{Outcome, Sample};

@@ -12,7 +12,8 @@ pub enum Outcome {
     /// connection, a timeout. The limit goes down.
     Overload,
     /// Says nothing about capacity (a bad address, a cancelled send, a bug
-    /// on our side): the algorithm does not see it at all.
+    /// on our side): [`Aimd`](super::Aimd) skips it, and so should an
+    /// algorithm of your own.
     Ignore,
 }
 

@@ -320,8 +320,10 @@ where
         else {
             unreachable!("slot {i} was polled, so it was running")
         };
-        self.gate.as_mut().settle(permit, &out);
+        // Counted out first: if `settle` panics (a gate's user code), a
+        // stream polled again after the caught panic does not wait for it.
         *self.running -= 1;
+        self.gate.as_mut().settle(permit, &out);
         self.check_stop(&out);
         if *self.ordered {
             self.slots.as_mut().slot(i).set(Slot::Done { out, seq });

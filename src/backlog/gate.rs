@@ -162,9 +162,20 @@ pin_project! {
     /// the queue's lock: while the gate's own items hold permits and nobody
     /// is queued, it does not queue but waits for one of its items to finish
     /// (whose permit is then free for whoever asks first, which is the gate
-    /// unless someone queued meanwhile, who then gets it). So a permit given
-    /// back by someone else while nobody is queued is picked up when the next
-    /// of the gate's items finishes, not at once.
+    /// unless someone queued meanwhile, who then gets it). A raise of the
+    /// limit ([`set_limit`](Semaphore::set_limit),
+    /// [`add_permits`](Semaphore::add_permits)) wakes it at once, so the
+    /// stream uses new room without waiting for an item. A permit given back
+    /// by someone else while nobody is queued is picked up when the next of
+    /// the gate's items finishes, not at once. (One gate per semaphore at a
+    /// time waits this way; others queue.)
+    ///
+    /// # Wrapping it
+    ///
+    /// A gate built on this one must hand every permit it was given back
+    /// through [`Gate::settle`] when the item finishes: that is how it knows
+    /// one of its own is free. A permit dropped some other way still counts
+    /// as out, and the gate may wait for it until another item finishes.
     #[derive(Debug)]
     pub struct SemaphoreGate<'a> {
         sem: &'a Semaphore,
@@ -177,9 +188,20 @@ pin_project! {
         // `next` is in the semaphore's queue (it returned `Pending`).
         queued: bool,
         // Waiting for an item to finish instead of queueing: woken by
-        // `settle`. The waker is kept for the next time.
+        // `settle`, or by a raise of the limit. The waker is kept for the
+        // next time.
         waiting_for_own: bool,
         own_waker: Option<Waker>,
+        // Our registration as the semaphore's watcher (`src/watch.rs`).
+        ticket: Option<usize>,
+    }
+
+    impl<'a> PinnedDrop for SemaphoreGate<'a> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(ticket) = this.ticket {
+                this.sem.unwatch(ticket);
+            }
+        }
     }
 }
 
@@ -193,12 +215,26 @@ impl<'a> SemaphoreGate<'a> {
             queued: false,
             waiting_for_own: false,
             own_waker: None,
+            ticket: None,
         }
     }
 
     /// The semaphore the permits come from.
     pub fn semaphore(&self) -> &'a Semaphore {
         self.sem
+    }
+
+    /// One of this gate's permits was given back (dropped just before):
+    /// what [`settle`](Gate::settle) does after dropping it, for a gate that
+    /// wraps this one and gives the permit back its own way.
+    pub(crate) fn returned(self: Pin<&mut Self>) {
+        let this = self.project();
+        *this.out -= 1;
+        if core::mem::take(this.waiting_for_own) {
+            if let Some(w) = this.own_waker {
+                w.wake_by_ref();
+            }
+        }
     }
 }
 
@@ -217,14 +253,21 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         if !*this.queued {
             match sem.try_acquire() {
                 Ok(permit) => return admit(backlog, cx, permit, this.out),
-                Err(TryAcquireError::NoPermits) if *this.out > 0 && !sem.state.is_queued() => {
-                    // Ours will come back: wait for one, off the queue.
-                    if !this
-                        .own_waker
-                        .as_ref()
-                        .is_some_and(|w| w.will_wake(cx.waker()))
-                    {
-                        *this.own_waker = Some(cx.waker().clone());
+                Err(TryAcquireError::NoPermits)
+                    if *this.out > 0
+                        && !sem.state.is_queued()
+                        && watching(sem, this.ticket, this.own_waker, cx) =>
+                {
+                    // Ours will come back, and a raise wakes us: wait off
+                    // the queue. Registered first, then this retry, so a
+                    // raise in between is not missed.
+                    match sem.try_acquire() {
+                        Ok(permit) => return admit(backlog, cx, permit, this.out),
+                        Err(TryAcquireError::Closed) => {
+                            return Poll::Ready(Some(Err(AcquireError::Closed)))
+                        }
+                        // `TooMany` cannot come from one permit.
+                        Err(_) => {}
                     }
                     *this.waiting_for_own = true;
                     return Poll::Pending;
@@ -232,7 +275,8 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
                 Err(TryAcquireError::Closed) => {
                     return Poll::Ready(Some(Err(AcquireError::Closed)))
                 }
-                // Others are queued, or none of ours is out to come back.
+                // Others are queued, none of ours is out to come back, or
+                // another gate is the watcher.
                 Err(_) => {}
             }
         }
@@ -253,16 +297,11 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         };
         admit(backlog, cx, permit, this.out)
     }
+
     fn settle(self: Pin<&mut Self>, permit: Permit<'a>, _output: &O) {
-        let this = self.project();
-        *this.out -= 1;
         // Given back first, so that it is free when we are polled.
         drop(permit);
-        if core::mem::take(this.waiting_for_own) {
-            if let Some(w) = this.own_waker {
-                w.wake_by_ref();
-            }
-        }
+        self.returned();
     }
 
     fn stop(self: Pin<&mut Self>) {
@@ -271,6 +310,34 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         this.next.set(Waiter::new(*this.sem, 1));
         *this.waiting_for_own = false;
         *this.queued = false;
+        if let Some(ticket) = this.ticket.take() {
+            this.sem.unwatch(ticket);
+        }
+    }
+}
+
+/// Whether the gate is (now) the semaphore's watcher with `cx`'s waker,
+/// registering it if needed; keeps that waker in `own` for `settle` too.
+/// `false`: another gate watches, so this one must queue.
+fn watching(
+    sem: &Semaphore,
+    ticket: &mut Option<usize>,
+    own: &mut Option<Waker>,
+    cx: &Context<'_>,
+) -> bool {
+    let same = own.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
+    if !same {
+        *own = Some(cx.waker().clone());
+    }
+    if same && ticket.is_some_and(|t| sem.is_watching(t)) {
+        return true;
+    }
+    match sem.watch(cx.waker(), *ticket) {
+        Some(t) => {
+            *ticket = Some(t);
+            true
+        }
+        None => false,
     }
 }
 

@@ -128,3 +128,76 @@ impl InFlight {
         self.now.load(SeqCst)
     }
 }
+
+/// Work items that finish when the test says: [`item`](Self::item)`(i)` is
+/// `Pending` until [`finish`](Self::finish)`(i)`, so a test decides the
+/// order in which a backlog stream's items complete, one at a time.
+#[derive(Clone, Default)]
+pub struct Switches(Arc<std::sync::Mutex<SwitchState>>);
+
+#[derive(Default)]
+struct SwitchState {
+    finished: std::collections::BTreeSet<u32>,
+    running: std::collections::BTreeMap<u32, Option<Waker>>,
+}
+
+/// The future of [`Switches::item`].
+pub struct Switched {
+    switches: Switches,
+    id: u32,
+}
+
+impl Switches {
+    /// Item `id`'s work: ready with `id` once `finish(id)` was called.
+    pub fn item(&self, id: u32) -> Switched {
+        self.0.lock().unwrap().running.insert(id, None);
+        Switched {
+            switches: self.clone(),
+            id,
+        }
+    }
+
+    /// Lets item `id` finish (now, or when it starts) and wakes it.
+    pub fn finish(&self, id: u32) {
+        let waker = {
+            let mut s = self.0.lock().unwrap();
+            s.finished.insert(id);
+            s.running.get_mut(&id).and_then(Option::take)
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// The items started and not yet finished or dropped, in order.
+    pub fn running(&self) -> Vec<u32> {
+        self.0.lock().unwrap().running.keys().copied().collect()
+    }
+}
+
+impl Future for Switched {
+    type Output = u32;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<u32> {
+        let mut s = self.switches.0.lock().unwrap();
+        if s.finished.contains(&self.id) {
+            s.running.remove(&self.id);
+            return Poll::Ready(self.id);
+        }
+        s.running.insert(self.id, Some(cx.waker().clone()));
+        Poll::Pending
+    }
+}
+
+impl Drop for Switched {
+    fn drop(&mut self) {
+        self.switches.0.lock().unwrap().running.remove(&self.id);
+    }
+}
+
+/// Polls `stream` once with `waker`.
+pub fn poll_next<S: futures::Stream + ?Sized>(
+    stream: Pin<&mut S>,
+    waker: &Waker,
+) -> Poll<Option<S::Item>> {
+    stream.poll_next(&mut Context::from_waker(waker))
+}
