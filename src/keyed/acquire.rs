@@ -50,7 +50,11 @@ pin_project! {
 
 impl<'a, K: Ord + Clone> KeyedAcquire<'a, K> {
     pub(crate) fn new(keyed: &'a KeyedSemaphore<K>, key: K) -> Self {
-        let key_use = keyed.enter(key);
+        Self::with_use(keyed.enter(key))
+    }
+
+    /// An acquire for a key already entered (`None`: closed).
+    pub(crate) fn with_use(key_use: Option<KeyUse<'a, K>>) -> Self {
         let stage = match &key_use {
             Some(key_use) => Stage::Key {
                 waiter: Waiter::new(key_use.entry.clone(), 1),
