@@ -62,7 +62,10 @@ pub use backlog::RunWith;
 pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "alloc")]
-pub use keyed::{KeyedAcquire, KeyedGate, KeyedPermit, KeyedRun, KeyedRunAll, KeyedSemaphore};
+pub use keyed::{
+    KeyedAcquire, KeyedGate, KeyedLimitAcquire, KeyedLimitPermit, KeyedLimiter, KeyedPermit,
+    KeyedRun, KeyedRunAll, KeyedSemaphore,
+};
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use permit::OwnedPermit;
 pub use permit::Permit;

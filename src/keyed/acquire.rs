@@ -65,6 +65,13 @@ impl<'a, K: Ord + Clone> KeyedAcquire<'a, K> {
     }
 }
 
+impl<K: Ord> KeyedAcquire<'_, K> {
+    /// The key's entry, unless refused (closed).
+    pub(crate) fn entry(&self) -> Option<&EntryRef> {
+        self.key_use.as_ref().map(|u| &u.entry)
+    }
+}
+
 impl<'a, K: Ord> Future for KeyedAcquire<'a, K> {
     type Output = Result<KeyedPermit<'a, K>, AcquireError>;
 

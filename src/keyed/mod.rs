@@ -5,6 +5,7 @@
 //! described on [`KeyedSemaphore`] (design) and in `map.rs` (protocol).
 
 mod acquire;
+mod adaptive;
 mod gate;
 mod limit;
 mod map;
@@ -15,6 +16,7 @@ use core::fmt;
 use core::future::IntoFuture;
 
 pub use acquire::{KeyedAcquire, KeyedPermit};
+pub use adaptive::{KeyedLimitAcquire, KeyedLimitPermit, KeyedLimiter};
 pub use gate::KeyedGate;
 pub use run::KeyedRun;
 pub use stream::KeyedRunAll;
