@@ -63,8 +63,8 @@ pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "alloc")]
 pub use keyed::{
-    KeyedAcquire, KeyedGate, KeyedLimitAcquire, KeyedLimitPermit, KeyedLimiter, KeyedPermit,
-    KeyedRun, KeyedRunAll, KeyedSemaphore,
+    KeyedAcquire, KeyedFeedback, KeyedGate, KeyedLimitAcquire, KeyedLimitPermit, KeyedLimiter,
+    KeyedLimiterGate, KeyedPermit, KeyedRun, KeyedRunAll, KeyedSemaphore,
 };
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use permit::OwnedPermit;

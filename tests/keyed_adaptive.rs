@@ -165,3 +165,96 @@ fn a_shrink_with_permits_out_is_exact_and_a_cancelled_acquire_records_nothing() 
     drop(held.next());
     assert!(limiter.try_acquire("k").is_ok());
 }
+
+/// The same two destinations fed by one backlog through
+/// `KeyedLimiter::run_all`: the stream reports each reply to its key's
+/// algorithm, and each key still finds its own limit.
+#[test]
+fn the_keyed_stream_lets_each_key_find_its_limit() {
+    use std::cell::RefCell;
+    use std::pin::pin;
+    use std::task::{Context, Poll};
+
+    use futures::Stream;
+
+    let limiter = KeyedLimiter::new(Aimd::new().initial_limit(2).max_limit(200));
+    let servers = RefCell::new([Server::new(40, 1), Server::new(5, 2)]);
+    let valve = tokio::sync::Semaphore::new(0);
+    let waiting = std::cell::Cell::new(0usize);
+    let keys = ["big.example", "small.example"];
+    let n = if cfg!(miri) { 2_000 } else { 20_000 };
+    let work = |i: usize| {
+        let (servers, valve, waiting) = (&servers, &valve, &waiting);
+        async move {
+            let k = i % 2;
+            let refused = {
+                let server = &mut servers.borrow_mut()[k];
+                server.in_flight += 1;
+                server.in_flight > server.capacity
+            };
+            waiting.set(waiting.get() + 1);
+            // Answered on the next tick.
+            valve.acquire().await.unwrap().forget();
+            let server = &mut servers.borrow_mut()[k];
+            server.in_flight -= 1;
+            if refused {
+                (Outcome::Overload, Duration::from_millis(1))
+            } else {
+                (Outcome::Success, server.rtt())
+            }
+        }
+    };
+    let mut stream = pin!(limiter.run_all(0..n, |i| keys[i % 2], work, |reply| *reply));
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    let (mut big, mut small) = (Vec::new(), Vec::new());
+    let mut done = 0;
+    loop {
+        // Poll until nothing moves; then one tick answers all in flight.
+        let mut ended = false;
+        for _ in 0..4 {
+            while let Poll::Ready(item) = stream.as_mut().poll_next(&mut cx) {
+                match item {
+                    Some(out) => {
+                        out.unwrap();
+                        done += 1;
+                    }
+                    None => {
+                        ended = true;
+                        break;
+                    }
+                }
+            }
+        }
+        if ended {
+            break;
+        }
+        {
+            let s = servers.borrow();
+            assert!(s[0].in_flight <= limiter.key_limit(&keys[0]));
+            assert!(s[1].in_flight <= limiter.key_limit(&keys[1]));
+        }
+        big.push(limiter.key_limit(&keys[0]));
+        small.push(limiter.key_limit(&keys[1]));
+        valve.add_permits(waiting.replace(0));
+    }
+    assert_eq!(done, n);
+    // The small key is the bottleneck of an alternating backlog: while it
+    // runs at about 5, the big one has the lookahead's items to climb with.
+    let late = small.len() / 2;
+    let mean = |v: &[usize]| v[late..].iter().sum::<usize>() as f64 / (v.len() - late) as f64;
+    let (big_mean, small_mean) = (mean(&big), mean(&small));
+    eprintln!(
+        "stream: {} ticks, mean limits big {big_mean:.1}, small {small_mean:.1}",
+        small.len()
+    );
+    assert!(
+        (4.0..=6.0).contains(&small_mean),
+        "small.example: mean limit {small_mean}"
+    );
+    assert!(
+        big_mean > 2.0 * small_mean,
+        "big {big_mean}, small {small_mean}"
+    );
+    assert_eq!(limiter.keyed_semaphore().live_keys(), 0);
+}

@@ -183,6 +183,11 @@ impl<'a, K: Ord> KeyedPermit<'a, K> {
         &self.key_use.key
     }
 
+    /// The key's entry.
+    pub(crate) fn entry(&self) -> &EntryRef {
+        &self.key_use.entry
+    }
+
     /// The key semaphore this permit came from.
     pub fn keyed_semaphore(&self) -> &'a KeyedSemaphore<K> {
         self.key_use.keyed

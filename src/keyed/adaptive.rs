@@ -220,6 +220,14 @@ impl<K: Ord + Clone, A: Algorithm + Clone> KeyedLimiter<K, A> {
         Ok(KeyedLimitPermit::new(user, permit))
     }
 
+    /// A permit taken from the keyed semaphore directly (by the keyed
+    /// stream's gate), counted and measured as the limiter's own.
+    pub(crate) fn adopt<'a>(&'a self, permit: KeyedPermit<'a, K>) -> KeyedLimitPermit<'a, K, A> {
+        let user = self.enter(permit.key());
+        self.follow(&user.key, permit.entry());
+        KeyedLimitPermit::new(user, permit)
+    }
+
     /// `key`'s limit now: the one its algorithm last decided, or the initial
     /// one if the key is not in use.
     pub fn key_limit(&self, key: &K) -> usize {

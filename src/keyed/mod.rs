@@ -6,6 +6,7 @@
 
 mod acquire;
 mod adaptive;
+mod adaptive_gate;
 mod gate;
 mod limit;
 mod map;
@@ -17,6 +18,7 @@ use core::future::IntoFuture;
 
 pub use acquire::{KeyedAcquire, KeyedPermit};
 pub use adaptive::{KeyedLimitAcquire, KeyedLimitPermit, KeyedLimiter};
+pub use adaptive_gate::{KeyedFeedback, KeyedLimiterGate};
 pub use gate::KeyedGate;
 pub use run::KeyedRun;
 pub use stream::KeyedRunAll;
