@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 
 use super::gate::Gate;
 use super::progress::Progress;
-use super::slot::{Slot, SlotOwn, Store};
+use super::slot::{Slot, SlotOwn, SlotProj, Store};
 
 /// Why no more work starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -237,9 +237,13 @@ where
             return None;
         }
         let (ordered, next_out) = (*self.ordered, *self.next_out);
-        let i = (0..self.slots.len()).find(|&i| {
-            matches!(&*self.slots.as_mut().slot(i),
-                Slot::Done { seq, .. } if !ordered || *seq == next_out)
+        // Looked at through the pin projection, not a `&Slot`: a shared
+        // reference to a running slot would cover its (possibly
+        // self-referential) future and invalidate the future's own pointers
+        // into itself (Miri's Stacked Borrows flags it).
+        let i = (0..self.slots.as_mut().len()).find(|&i| {
+            matches!(self.slots.as_mut().slot(i).project(),
+                SlotProj::Done { seq, .. } if !ordered || *seq == next_out)
         })?;
         let SlotOwn::Done { out, .. } = self.slots.as_mut().slot(i).project_replace(Slot::Empty)
         else {
@@ -294,7 +298,7 @@ where
     /// Polls every running future, from where the last sweep stopped, so
     /// each gets its turn.
     fn sweep(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
-        let len = self.slots.len();
+        let len = self.slots.as_mut().len();
         let mut left = *self.running;
         let mut i = *self.cursor;
         while left > 0 {

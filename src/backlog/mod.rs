@@ -70,6 +70,7 @@ use core::future::IntoFuture;
 
 use futures_core::stream::Stream;
 
+#[cfg(feature = "alloc")]
 pub(crate) use engine::Engine;
 pub use gate::{Gate, SemaphoreGate};
 #[cfg(feature = "alloc")]
