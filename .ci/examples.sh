@@ -23,8 +23,10 @@ server=
 cleanup() { if [ -n "$server" ]; then kill "$server" 2>/dev/null || true; fi; rm -rf "$work"; }
 trap cleanup EXIT
 
-smtp_run() { # COUNT LIMIT [example flags...]
-  local count=$1 limit=$2; shift 2
+smtp_run() { # COUNT LIMIT PER_DOMAIN(- for none) [example flags...]
+  local count=$1 limit=$2 per_domain=$3; shift 3
+  local domain_flags=()
+  if [ "$per_domain" != - ]; then domain_flags=(--per-domain "$per_domain"); fi
   local port
   port=$("$PY" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
   SMTP_COUNTER_OUT="$work/stats.json" PYTHONPATH=.ci \
@@ -36,9 +38,10 @@ smtp_run() { # COUNT LIMIT [example flags...]
     sleep 0.1
   done
   timeout 300 cargo run -q --release --example email_backlog -- \
-    --smtp "127.0.0.1:$port" --count "$count" --limit "$limit" "$@" | tee "$work/out.txt"
+    --smtp "127.0.0.1:$port" --count "$count" --limit "$limit" "${domain_flags[@]}" "$@" | tee "$work/out.txt"
   kill "$server"; wait "$server" 2>/dev/null || true; server=
-  "$PY" .ci/smtp_counter.py check "$work/stats.json" "$count" "$limit"
+  "$PY" .ci/smtp_counter.py check "$work/stats.json" "$count" "$limit" \
+    ${domain_flags:+"$per_domain"}
   local failed=$(( (count + 99) / 100 ))
   grep -q "^sent $((count - failed)) emails, $failed failed" "$work/out.txt" ||
     { echo "FAIL: the example's summary does not say $((count - failed)) sent, $failed failed"; exit 1; }
@@ -50,9 +53,15 @@ done
 t timeout 120 cargo run -q --no-default-features --example executor_block_on
 
 t cargo build -q --release --example email_backlog
-t smtp_run 400 8
-t smtp_run 400 8 --adaptive
+t smtp_run 400 8 -
+t smtp_run 400 8 - --adaptive
+# 5 domains, at most 2 sessions each and 8 in total: aiosmtpd checks both.
+t smtp_run 400 8 2 --domains 5
+t smtp_run 400 8 2 --domains 5 --adaptive
 # The adaptive limit against the in-process sink's busy domains (421s).
 t timeout 120 cargo run -q --release --example email_backlog -- \
   --adaptive --limit 32 --domains 4 --sink-capacity 3 --count 2000
-echo "examples: 8 passed, 0 failed"
+# Each of 8 busy domains finds its own limit (the sink takes 3 per domain).
+t timeout 120 cargo run -q --release --example email_backlog -- \
+  --per-domain 8 --adaptive --limit 64 --domains 8 --sink-capacity 3 --count 3000
+echo "examples: 11 passed, 0 failed"

@@ -17,8 +17,16 @@
 //!    keys, 2 per key, 16 in total; each task holds its permits across a
 //!    yield, so acquires really queue and are woken one at a time.
 //!
-//! Prints ns per acquire + release, best of N rounds, and each as a ratio to
-//! the plain semaphore. `PERMITS_BENCH_QUICK=1` runs a short pass once (the
+//! 3. `backlog`: a backlog of items over keys, each item yielding once
+//!    (woken by its own waker, as an I/O reply wakes it), on tokio's
+//!    current-thread runtime: `KeyedSemaphore::run_all` (2 per key, 16 in
+//!    total) against `Semaphore::run_all` (16, no keys: the floor) and
+//!    against what users write without the keyed stream,
+//!    `for_each_concurrent(16, |item| keyed.run(key, ...))`. With 1,000 keys
+//!    hardly any key is saturated; with 10 keys the lookahead is busy.
+//!
+//! Prints ns per acquire + release (per item for the backlog), best of N
+//! rounds, and each as a ratio to the plain semaphore. `PERMITS_BENCH_QUICK=1` runs a short pass once (the
 //! CI smoke run; it also checks that nothing is left in the map).
 //!
 //! ```text
@@ -30,6 +38,7 @@ use std::hint::black_box;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
 use permits::{KeyedSemaphore, Semaphore};
 
 /// The hand-rolled keyed semaphore of the issue.
@@ -235,6 +244,89 @@ fn report(title: &str, ops: u64, rounds: usize, mut run: impl FnMut(Who) -> Dura
     }
 }
 
+/// The contenders of the backlog shape.
+#[derive(Clone, Copy, Debug)]
+enum Backlog {
+    Plain,
+    Keyed,
+    ForEachConcurrent,
+}
+
+impl Backlog {
+    fn name(self) -> &'static str {
+        match self {
+            Backlog::Plain => "Semaphore::run_all (16, no keys)",
+            Backlog::Keyed => "KeyedSemaphore::run_all (2 per key, 16)",
+            Backlog::ForEachConcurrent => "for_each_concurrent(16) of KeyedSemaphore::run",
+        }
+    }
+}
+
+fn backlog(who: Backlog, items: u64, keys: u64) -> Duration {
+    let plain = Semaphore::new(16);
+    let keyed = KeyedSemaphore::with_global_limit(2, 16);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let key_of = |i: &u64| (i.wrapping_mul(2_654_435_761) >> 7) % keys;
+    let work = |i: u64| async move {
+        tokio::task::yield_now().await;
+        black_box(i)
+    };
+    let start = Instant::now();
+    let done = rt.block_on(async {
+        match who {
+            Backlog::Plain => plain.run_all(0..items, work).count().await,
+            Backlog::Keyed => keyed.run_all(0..items, key_of, work).count().await,
+            Backlog::ForEachConcurrent => {
+                let done = std::cell::Cell::new(0);
+                futures::stream::iter(0..items)
+                    .for_each_concurrent(16, |i| {
+                        let (keyed, done) = (&keyed, &done);
+                        async move {
+                            keyed.run(key_of(&i), work(i)).await.unwrap();
+                            done.set(done.get() + 1);
+                        }
+                    })
+                    .await;
+                done.get()
+            }
+        }
+    });
+    let t = start.elapsed();
+    assert_eq!(done as u64, items);
+    assert_eq!(keyed.live_keys(), 0, "keys left in the map");
+    assert_eq!(plain.available_permits(), 16);
+    t
+}
+
+fn report_backlog(keys: u64, items: u64, rounds: usize) {
+    println!();
+    println!(
+        "backlog, tokio current-thread, {items} items over {keys} keys, each yielding once (ns per item, best of {rounds}):"
+    );
+    let all = [Backlog::Plain, Backlog::Keyed, Backlog::ForEachConcurrent];
+    let results: Vec<_> = all
+        .iter()
+        .map(|&who| {
+            let best = (0..rounds)
+                .map(|_| backlog(who, items, keys))
+                .min()
+                .unwrap();
+            (who, best.as_nanos() as f64 / items as f64)
+        })
+        .collect();
+    let floor = results[0].1;
+    for (who, ns) in results {
+        println!(
+            "  {:<48} {:>8.1} ns/item  {:>5.2}x",
+            who.name(),
+            ns,
+            ns / floor
+        );
+    }
+}
+
 fn main() {
     let quick = std::env::var_os("PERMITS_BENCH_QUICK").is_some_and(|v| v != "0");
     let (ops, per_task, rounds) = if quick {
@@ -256,4 +348,7 @@ fn main() {
         rounds,
         |who| contended(who, per_task, &rt),
     );
+    let items = if quick { 20_000 } else { 200_000 };
+    report_backlog(1_000, items, rounds);
+    report_backlog(10, items, rounds);
 }

@@ -28,6 +28,9 @@ extern crate std;
 
 mod acquire;
 pub mod adaptive;
+// `macro_use`: the stream macros of `backlog/methods.rs` also build the keyed
+// stream (`keyed/stream.rs`).
+#[macro_use]
 mod backlog;
 #[cfg(feature = "defmt")]
 mod defmt_format;
@@ -60,7 +63,10 @@ pub use backlog::RunWith;
 pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "alloc")]
-pub use keyed::{KeyedAcquire, KeyedPermit, KeyedRun, KeyedSemaphore};
+pub use keyed::{
+    KeyedAcquire, KeyedFeedback, KeyedGate, KeyedLimitAcquire, KeyedLimitPermit, KeyedLimiter,
+    KeyedLimiterGate, KeyedPermit, KeyedRun, KeyedRunAll, KeyedSemaphore,
+};
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use permit::OwnedPermit;
 pub use permit::Permit;

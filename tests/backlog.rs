@@ -851,3 +851,47 @@ fn auto_traits() {
     debug(&f);
     assert!(format!("{f:?}").starts_with("RunAllFixed"));
 }
+
+/// Futures that hold a borrow of their own locals across an await (as most
+/// async fns do, so they point into themselves), in every stream and in
+/// order: the engine must never make a shared reference over a running
+/// future, which would invalidate those pointers (Miri checks it).
+#[test]
+fn futures_that_borrow_themselves_across_an_await() {
+    async fn borrows_itself(i: usize, yields: usize) -> usize {
+        let mut local = [i; 4];
+        let r = &mut local;
+        for _ in 0..yields {
+            let mut yielded = false;
+            std::future::poll_fn(|cx| {
+                if std::mem::replace(&mut yielded, true) {
+                    Poll::Ready(())
+                } else {
+                    cx.waker().wake_by_ref();
+                    Poll::Pending
+                }
+            })
+            .await;
+        }
+        r[1] += 1;
+        local[0] + local[1] - i - 1
+    }
+    let sem = Semaphore::new(4);
+    let fixed: Vec<usize> = block_on(
+        sem.run_all_fixed::<4, _, _, _>(0..20, |i| borrows_itself(i, (20 - i) % 5))
+            .in_order()
+            .map(Result::unwrap)
+            .collect(),
+    );
+    assert_eq!(fixed, (0..20).collect::<Vec<_>>());
+    #[cfg(feature = "alloc")]
+    {
+        let heap: Vec<usize> = block_on(
+            sem.run_all(0..20, |i| borrows_itself(i, (20 - i) % 5))
+                .in_order()
+                .map(Result::unwrap)
+                .collect(),
+        );
+        assert_eq!(heap, (0..20).collect::<Vec<_>>());
+    }
+}

@@ -9,12 +9,17 @@
 //! cargo run --release --example email_backlog -- --count 5000 --limit 64 --domains 200
 //! cargo run --release --example email_backlog -- --smtp 127.0.0.1:2525   # a real server
 //! cargo run --release --example email_backlog -- --adaptive --limit 32 --domains 4 --sink-capacity 3
+//! cargo run --release --example email_backlog -- --per-domain 4 --limit 64 --domains 200
+//! cargo run --release --example email_backlog -- --per-domain 8 --adaptive --domains 8 --sink-capacity 3
 //! ```
 //!
 //! `--adaptive` lets an AIMD limiter find the limit (up to `--limit`) from
 //! the replies: with `--sink-capacity 3` each of the 4 domains refuses a
 //! fourth session with `421`, and the limit settles near what they take;
-//! `--fixed` (the default) keeps `--limit`.
+//! `--fixed` (the default) keeps `--limit`. `--per-domain K` adds a limit of
+//! `K` sessions per recipient domain under the total `--limit` (Postfix's
+//! per-destination concurrency); with `--adaptive` each domain finds its own
+//! limit up to `K`. See `limits.rs`.
 //!
 //! Recipients are spread over `--domains` domains; one in a hundred is a
 //! mailbox the server rejects (550), to show failures going by without
@@ -30,22 +35,23 @@ mod limits;
 mod progress;
 mod sink;
 
-use std::pin::pin;
+use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::client::AsyncSmtpConnection;
 use lettre::transport::smtp::extension::ClientId;
 use lettre::Message;
 use tokio::net::TcpStream;
 
-use limits::{Failure, Limits};
+use limits::{outcome, Failure, Limits};
 use progress::{Counts, Reporter};
 
 const USAGE: &str = "usage: email_backlog [--count N (0 = endless)] [--limit N] \
-                     [--domains N] [--adaptive | --fixed] [--smtp HOST:PORT | --sink-capacity N]";
+                     [--domains N] [--per-domain K] [--adaptive | --fixed] \
+                     [--smtp HOST:PORT | --sink-capacity N]";
 
 struct Args {
     count: u64,
@@ -54,8 +60,11 @@ struct Args {
     smtp: Option<(String, u16)>,
     /// The in-process sink's sessions per domain at once (`None`: any).
     capacity: Option<usize>,
-    /// Find the limit (up to `limit`) instead of fixing it.
+    /// Find the limit (up to `limit`, or per domain up to `per_domain`)
+    /// instead of fixing it.
     adaptive: bool,
+    /// At most this many sessions per recipient domain.
+    per_domain: Option<usize>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -66,6 +75,7 @@ fn parse_args() -> Result<Args, String> {
         smtp: None,
         capacity: None,
         adaptive: false,
+        per_domain: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -91,6 +101,10 @@ fn parse_args() -> Result<Args, String> {
                 let n = number("--sink-capacity", value("--sink-capacity")?)?;
                 args.capacity = Some(n as usize);
             }
+            "--per-domain" => {
+                let n = number("--per-domain", value("--per-domain")?)?;
+                args.per_domain = Some(n as usize);
+            }
             "--adaptive" => args.adaptive = true,
             "--fixed" => args.adaptive = false,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -103,6 +117,9 @@ fn parse_args() -> Result<Args, String> {
     if args.domains == 0 {
         return Err("--domains must be at least 1".into());
     }
+    if args.per_domain == Some(0) {
+        return Err("--per-domain must be at least 1".into());
+    }
     if args.capacity == Some(0) {
         return Err("--sink-capacity must be at least 1".into());
     }
@@ -112,12 +129,17 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-/// The recipient of email `id`: one of `domains` domains, and every
-/// hundredth a mailbox the server rejects.
+/// The recipient domain of email `id`: one of `domains`, spread evenly.
+fn domain(id: u64, domains: u64) -> String {
+    let n = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % domains;
+    format!("d{n}.example")
+}
+
+/// The recipient of email `id`: every hundredth is a mailbox the server
+/// rejects.
 fn recipient(id: u64, domains: u64) -> String {
-    let domain = (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 40) % domains;
     let mailbox = if id % 100 == 0 { "nobody" } else { "user" };
-    format!("{mailbox}{id}@d{domain}.example")
+    format!("{mailbox}{id}@{}", domain(id, domains))
 }
 
 /// Sends in flight right now, and the most seen at once.
@@ -194,8 +216,7 @@ async fn main() {
     // Plain SMTP, no TLS: a local relay or test server.
     let server = format!("{host}:{port}");
 
-    let limits = Limits::new(args.limit, args.adaptive);
-    let sem = limits.semaphore();
+    let limits = Limits::new(args.limit, args.per_domain, args.adaptive);
     // The backlog: ids only. A real service would read them from a queue or
     // a database cursor; either way nothing is loaded before it is sent.
     let backlog: Box<dyn Iterator<Item = u64> + Send> = if args.count == 0 {
@@ -203,54 +224,51 @@ async fn main() {
     } else {
         Box::new(0..args.count)
     };
-    let mut reporter = Reporter::new((args.count > 0).then_some(args.count));
+    let mut run = Run {
+        reporter: Reporter::new((args.count > 0).then_some(args.count)),
+        limits: &limits,
+        keep_ids: sink.is_some(),
+    };
 
     let start = Instant::now();
-    let mut ctrl_c = pin!(tokio::signal::ctrl_c());
-    let mut sent_ids = Vec::new();
-    let (sent, failed, progress) = {
-        let domains = args.domains;
-        let mut sends = pin!(sem.run_all(backlog, |id| limits.feed(send(&server, domains, id))));
-        let (mut sent, mut failed) = (0u64, 0u64);
-        loop {
-            let result = tokio::select! {
-                result = sends.next() => result,
-                _ = &mut ctrl_c => {
-                    reporter.note("interrupted: dropping the sends in flight");
-                    break;
-                }
-            };
-            match result {
-                Some(Ok(Ok(id))) => {
-                    sent += 1;
-                    if sink.is_some() {
-                        sent_ids.push(id);
-                    }
-                }
-                Some(Ok(Err(failure))) => {
-                    failed += 1;
-                    if failed <= 3 {
-                        reporter.note(&failure.message); // the first few, as examples
-                    }
-                }
-                Some(Err(closed)) => {
-                    reporter.note(&format!("stopped: {closed}"));
-                    break;
-                }
-                None => break,
-            }
-            reporter.update(&Counts {
-                sent,
-                failed,
-                progress: sends.progress(),
-                limit: limits.describe(),
-            });
+    let domains = args.domains;
+    let send_one = |id| send(&server, domains, id);
+    let domain_of = |id: &u64| domain(*id, domains);
+    // One stream per kind of limit; `drive` is the same loop over each.
+    let done = match &limits {
+        Limits::Fixed(sem) => {
+            let sends = pin!(sem.run_all(backlog, send_one));
+            run.drive(sends, |s| s.progress()).await
         }
-        (sent, failed, sends.progress())
-        // The stream is dropped here, with whatever was in flight.
+        Limits::Adaptive(_) => {
+            let sem = limits.global();
+            let sends = pin!(sem.run_all(backlog, |id| limits.feed(send_one(id))));
+            run.drive(sends, |s| s.progress()).await
+        }
+        Limits::PerDomain(keyed) => {
+            let sends = pin!(keyed.run_all(backlog, domain_of, send_one));
+            run.drive(sends, |s| s.progress()).await
+        }
+        Limits::PerDomainAdaptive(keyed) => {
+            let sends = pin!(keyed.run_all(backlog, domain_of, send_one, outcome));
+            run.drive(sends, |s| s.progress()).await
+        }
     };
+    let Done {
+        sent,
+        failed,
+        progress,
+        sent_ids,
+    } = done;
+    let reporter = run.reporter;
     reporter.finish();
-    assert_eq!(sem.available_permits(), sem.limit(), "every permit is back");
+    let global = limits.global();
+    assert_eq!(
+        global.available_permits(),
+        global.limit(),
+        "every permit is back"
+    );
+    assert_eq!(limits.live_domains(), 0, "every domain's entry is evicted");
 
     let max = MAX_IN_FLIGHT.load(Relaxed);
     if let Some(seen) = sink {
@@ -274,6 +292,20 @@ async fn main() {
         let unconfirmed = seen.messages.len() - sent_ids.len();
         assert!(unconfirmed <= progress.in_flight, "nothing else arrived");
         assert!(seen.max_sessions <= args.limit, "the server saw too many");
+        if let Some(k) = args.per_domain {
+            assert!(seen.max_per_domain() <= k, "a domain saw too many");
+        }
+    }
+    if args.per_domain.is_some() && args.adaptive {
+        let learned: Vec<String> = (0..args.domains.min(8))
+            .map(|n| {
+                format!(
+                    "d{n} {}",
+                    limits.domain_limit(&format!("d{n}.example")).unwrap_or(0)
+                )
+            })
+            .collect();
+        println!("learned per-domain limits: {}", learned.join(", "));
     }
     println!(
         "sent {sent} emails, {failed} failed ({}), max in flight {max} (limit {}), in {:.2?}",
@@ -282,4 +314,78 @@ async fn main() {
         start.elapsed()
     );
     assert!(max <= args.limit, "the limit was exceeded");
+}
+
+/// What `drive` needs besides the stream.
+struct Run<'a> {
+    reporter: Reporter,
+    limits: &'a Limits,
+    /// Keep the ids sent, to check them against the in-process sink.
+    keep_ids: bool,
+}
+
+/// How the backlog ended.
+struct Done {
+    sent: u64,
+    failed: u64,
+    progress: permits::Progress,
+    sent_ids: Vec<u64>,
+}
+
+impl Run<'_> {
+    /// Takes the results of `sends` as they come, with a progress report
+    /// after each, until the backlog is done, the limit is closed or Ctrl-C.
+    /// The stream is dropped with whatever is in flight when this returns.
+    async fn drive<S, E>(
+        &mut self,
+        mut sends: Pin<&mut S>,
+        progress: impl Fn(&S) -> permits::Progress,
+    ) -> Done
+    where
+        S: Stream<Item = Result<Result<u64, Failure>, E>>,
+        E: std::fmt::Display,
+    {
+        let mut ctrl_c = pin!(tokio::signal::ctrl_c());
+        let (mut sent, mut failed, mut sent_ids) = (0u64, 0u64, Vec::new());
+        loop {
+            let result = tokio::select! {
+                result = sends.next() => result,
+                _ = &mut ctrl_c => {
+                    self.reporter.note("interrupted: dropping the sends in flight");
+                    break;
+                }
+            };
+            match result {
+                Some(Ok(Ok(id))) => {
+                    sent += 1;
+                    if self.keep_ids {
+                        sent_ids.push(id);
+                    }
+                }
+                Some(Ok(Err(failure))) => {
+                    failed += 1;
+                    if failed <= 3 {
+                        self.reporter.note(&failure.message); // the first few, as examples
+                    }
+                }
+                Some(Err(closed)) => {
+                    self.reporter.note(&format!("stopped: {closed}"));
+                    break;
+                }
+                None => break,
+            }
+            self.reporter.update(&Counts {
+                sent,
+                failed,
+                progress: progress(&*sends),
+                limit: self.limits.describe(),
+            });
+        }
+        Done {
+            sent,
+            failed,
+            progress: progress(&*sends),
+            sent_ids,
+        }
+    }
 }

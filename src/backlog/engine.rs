@@ -12,7 +12,7 @@ use pin_project_lite::pin_project;
 
 use super::gate::Gate;
 use super::progress::Progress;
-use super::slot::{Slot, SlotOwn, Store};
+use super::slot::{Slot, SlotOwn, SlotProj, Store};
 
 /// Why no more work starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +65,7 @@ type Output<Fut> = <Fut as IntoFuture>::Output;
 type Item<Fut, E> = Result<Output<Fut>, E>;
 
 impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
-    pub(super) fn new(gate: G, source: St, f: F, slots: S, capacity: usize) -> Self {
+    pub(crate) fn new(gate: G, source: St, f: F, slots: S, capacity: usize) -> Self {
         Self {
             gate,
             source,
@@ -89,13 +89,13 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
     }
 
     /// At most `n` slots in use (capped by the store's capacity).
-    pub(super) fn set_limit(&mut self, n: usize) {
+    pub(crate) fn set_limit(&mut self, n: usize) {
         assert!(n > 0, "limit: the limit must be at least 1");
         self.limit = n.min(self.capacity);
         self.limit_set = true;
     }
 
-    pub(super) fn progress(&self) -> Progress
+    pub(crate) fn progress(&self) -> Progress
     where
         St: Stream,
     {
@@ -114,44 +114,50 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
 
     /// Outputs in source order; without an explicit limit, the window (the
     /// most items between started and yielded) is `window`.
-    pub(super) fn set_in_order(&mut self, window: impl FnOnce() -> usize) {
+    pub(crate) fn set_in_order(&mut self, window: impl FnOnce() -> usize) {
         if !self.limit_set {
             self.limit = self.limit.min(window().max(1));
         }
         self.ordered = true;
     }
 
-    pub(super) fn set_stop_if(&mut self, stop: fn(&Output<Fut>) -> bool) {
+    pub(crate) fn set_stop_if(&mut self, stop: fn(&Output<Fut>) -> bool) {
         self.stop_if = Some(stop);
     }
 
     // Used by the `alloc` streams only.
     #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
-    pub(super) fn gate(&self) -> &G {
+    pub(crate) fn gate(&self) -> &G {
         &self.gate
     }
 
+    /// The gate, before the stream is pinned (to configure it).
     #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
-    pub(super) fn gate_mut(self: Pin<&mut Self>) -> Pin<&mut G> {
+    pub(crate) fn gate_mut_unpinned(&mut self) -> &mut G {
+        &mut self.gate
+    }
+
+    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
+    pub(crate) fn gate_mut(self: Pin<&mut Self>) -> Pin<&mut G> {
         self.project().gate
     }
 
-    pub(super) fn source(&self) -> &St {
+    pub(crate) fn source(&self) -> &St {
         &self.source
     }
 
-    pub(super) fn source_mut(self: Pin<&mut Self>) -> Pin<&mut St> {
+    pub(crate) fn source_mut(self: Pin<&mut Self>) -> Pin<&mut St> {
         self.project().source
     }
 
     /// The stream has yielded its last item.
-    pub(super) fn is_finished(&self) -> bool {
+    pub(crate) fn is_finished(&self) -> bool {
         self.finished
     }
 
     /// The stream's `size_hint`: what is held now, plus what the source may
     /// still give.
-    pub(super) fn size_hint(&self) -> (usize, Option<usize>)
+    pub(crate) fn size_hint(&self) -> (usize, Option<usize>)
     where
         St: Stream,
     {
@@ -164,7 +170,7 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
         (held, high.and_then(|h| h.checked_add(held + 1)))
     }
 
-    pub(super) fn fmt_fields(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+    pub(crate) fn fmt_fields(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(name)
             .field("started", &self.started)
             .field("done", &self.done)
@@ -184,7 +190,7 @@ where
     G: Gate<St::Item, Fut::Output>,
     S: Store<Fut::IntoFuture, G::Permit>,
 {
-    pub(super) fn poll_next(
+    pub(crate) fn poll_next(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Item<Fut, G::Error>>> {
@@ -231,9 +237,13 @@ where
             return None;
         }
         let (ordered, next_out) = (*self.ordered, *self.next_out);
-        let i = (0..self.slots.len()).find(|&i| {
-            matches!(&*self.slots.as_mut().slot(i),
-                Slot::Done { seq, .. } if !ordered || *seq == next_out)
+        // Looked at through the pin projection, not a `&Slot`: a shared
+        // reference to a running slot would cover its (possibly
+        // self-referential) future and invalidate the future's own pointers
+        // into itself (Miri's Stacked Borrows flags it).
+        let i = (0..self.slots.as_mut().len()).find(|&i| {
+            matches!(self.slots.as_mut().slot(i).project(),
+                SlotProj::Done { seq, .. } if !ordered || *seq == next_out)
         })?;
         let SlotOwn::Done { out, .. } = self.slots.as_mut().slot(i).project_replace(Slot::Empty)
         else {
@@ -288,7 +298,7 @@ where
     /// Polls every running future, from where the last sweep stopped, so
     /// each gets its turn.
     fn sweep(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
-        let len = self.slots.len();
+        let len = self.slots.as_mut().len();
         let mut left = *self.running;
         let mut i = *self.cursor;
         while left > 0 {

@@ -52,7 +52,7 @@ impl<Fut: Future, Pm> Default for HeapStore<Fut, Pm> {
 impl<Fut: Future, Pm> Store<Fut, Pm> for HeapStore<Fut, Pm> {
     const SWEEPS: bool = false;
 
-    fn len(&self) -> usize {
+    fn len(self: Pin<&mut Self>) -> usize {
         self.entries.len()
     }
 

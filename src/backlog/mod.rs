@@ -70,9 +70,15 @@ use core::future::IntoFuture;
 
 use futures_core::stream::Stream;
 
+#[cfg(feature = "alloc")]
+pub(crate) use engine::Engine;
 pub use gate::{Gate, SemaphoreGate};
+#[cfg(feature = "alloc")]
+pub(crate) use heap::HeapStore;
 pub use iter_stream::IterStream;
 pub use progress::Progress;
+#[cfg(feature = "alloc")]
+pub(crate) use ready::Ready;
 #[cfg(feature = "alloc")]
 pub use run_all::RunAll;
 pub(crate) use run_all_fixed::FixedEngine;

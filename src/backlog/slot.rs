@@ -33,8 +33,10 @@ pub(crate) trait Store<Fut: Future, Pm> {
     /// each slot has its own waker, and [`next_woken`](Self::next_woken)
     /// names the slots that were woken.
     const SWEEPS: bool;
-    /// How many slots exist now.
-    fn len(&self) -> usize;
+    /// How many slots exist now. Takes the pinned store, not `&self`: a
+    /// shared reference to an array store would cover its running futures
+    /// (see `Engine::pop_ready`).
+    fn len(self: Pin<&mut Self>) -> usize;
     /// A free slot, made if none is free. The caller has made sure that
     /// fewer than `capacity()` slots are in use.
     fn take_free(self: Pin<&mut Self>) -> usize;
@@ -74,13 +76,15 @@ pub(crate) trait Store<Fut: Future, Pm> {
 impl<Fut: Future, Pm, const N: usize> Store<Fut, Pm> for [Slot<Fut, Pm>; N] {
     const SWEEPS: bool = true;
 
-    fn len(&self) -> usize {
+    fn len(self: Pin<&mut Self>) -> usize {
         N
     }
 
-    fn take_free(self: Pin<&mut Self>) -> usize {
-        self.iter()
-            .position(|slot| matches!(slot, Slot::Empty))
+    fn take_free(mut self: Pin<&mut Self>) -> usize {
+        // Through the pin projection, not `&Slot`s: a shared reference to a
+        // running slot would invalidate its future's pointers into itself.
+        (0..N)
+            .find(|&i| matches!(self.as_mut().slot(i).project(), SlotProj::Empty))
             .expect("a free slot (the caller checked)")
     }
 

@@ -50,7 +50,11 @@ pin_project! {
 
 impl<'a, K: Ord + Clone> KeyedAcquire<'a, K> {
     pub(crate) fn new(keyed: &'a KeyedSemaphore<K>, key: K) -> Self {
-        let key_use = keyed.enter(key);
+        Self::with_use(keyed.enter(key))
+    }
+
+    /// An acquire for a key already entered (`None`: closed).
+    pub(crate) fn with_use(key_use: Option<KeyUse<'a, K>>) -> Self {
         let stage = match &key_use {
             Some(key_use) => Stage::Key {
                 waiter: Waiter::new(key_use.entry.clone(), 1),
@@ -58,6 +62,13 @@ impl<'a, K: Ord + Clone> KeyedAcquire<'a, K> {
             None => Stage::Refused,
         };
         Self { stage, key_use }
+    }
+}
+
+impl<K: Ord> KeyedAcquire<'_, K> {
+    /// The key's entry, unless refused (closed).
+    pub(crate) fn entry(&self) -> Option<&EntryRef> {
+        self.key_use.as_ref().map(|u| &u.entry)
     }
 }
 
@@ -170,6 +181,11 @@ impl<'a, K: Ord> KeyedPermit<'a, K> {
     /// The key this permit is for.
     pub fn key(&self) -> &K {
         &self.key_use.key
+    }
+
+    /// The key's entry.
+    pub(crate) fn entry(&self) -> &EntryRef {
+        &self.key_use.entry
     }
 
     /// The key semaphore this permit came from.

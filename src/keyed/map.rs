@@ -118,6 +118,11 @@ impl<K: Ord + Clone> KeyedSemaphore<K> {
     /// Step 1: finds or creates `key`'s entry and counts one user, under the
     /// lock. `None` if closed (nothing is created then).
     pub(crate) fn enter(&self, key: K) -> Option<KeyUse<'_, K>> {
+        self.enter_or_return(key).ok()
+    }
+
+    /// [`enter`](Self::enter), handing the key back if closed.
+    pub(crate) fn enter_or_return(&self, key: K) -> Result<KeyUse<'_, K>, K> {
         let entry = self.keys.with(|keys| {
             if keys.closed {
                 return None;
@@ -140,12 +145,15 @@ impl<K: Ord + Clone> KeyedSemaphore<K> {
             // Relaxed: the lock orders this against the check in `leave`.
             entry.0.users.fetch_add(1, Ordering::Relaxed);
             Some(entry)
-        })?;
-        Some(KeyUse {
-            keyed: self,
-            entry,
-            key,
-        })
+        });
+        match entry {
+            Some(entry) => Ok(KeyUse {
+                keyed: self,
+                entry,
+                key,
+            }),
+            None => Err(key),
+        }
     }
 }
 

@@ -5,15 +5,23 @@
 //! described on [`KeyedSemaphore`] (design) and in `map.rs` (protocol).
 
 mod acquire;
+mod adaptive;
+mod adaptive_gate;
+mod gate;
 mod limit;
 mod map;
 mod run;
+mod stream;
 
 use core::fmt;
 use core::future::IntoFuture;
 
 pub use acquire::{KeyedAcquire, KeyedPermit};
+pub use adaptive::{KeyedLimitAcquire, KeyedLimitPermit, KeyedLimiter};
+pub use adaptive_gate::{KeyedFeedback, KeyedLimiterGate};
+pub use gate::KeyedGate;
 pub use run::KeyedRun;
+pub use stream::KeyedRunAll;
 
 use crate::lock::Lock;
 use crate::permit::Held;
@@ -212,11 +220,25 @@ impl<K: Ord + Clone> KeyedSemaphore<K> {
     pub fn try_acquire(&self, key: K) -> Result<KeyedPermit<'_, K>, TryAcquireError> {
         let key_use = self.enter(key).ok_or(TryAcquireError::Closed)?;
         // On failure `key_use` is dropped, which evicts a key created here.
-        key_use.entry.try_take(1)?;
+        self.try_with(key_use).map_err(|(_, err)| err)
+    }
+
+    /// [`try_acquire`](Self::try_acquire) for a key already entered; on
+    /// failure hands `key_use` back (the keyed stream then waits with it).
+    pub(crate) fn try_with<'a>(
+        &'a self,
+        key_use: map::KeyUse<'a, K>,
+    ) -> Result<KeyedPermit<'a, K>, (map::KeyUse<'a, K>, TryAcquireError)> {
+        if let Err(err) = key_use.entry.try_take(1) {
+            return Err((key_use, err));
+        }
         let key_permit = Held::new(key_use.entry.clone(), 1);
         let global = match &self.global {
-            // On failure the key's permit goes back.
-            Some(global) => Some(global.try_acquire()?),
+            Some(global) => match global.try_acquire() {
+                Ok(permit) => Some(permit),
+                // The key's permit goes back (dropped here).
+                Err(err) => return Err((key_use, err)),
+            },
             None => None,
         };
         Ok(KeyedPermit::from_parts(key_permit, global, key_use))
