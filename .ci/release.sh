@@ -72,6 +72,9 @@ step cargo +nightly update -Z direct-minimal-versions
 export CARGO_TARGET_DIR=target/minimal-versions
 step cargo check --locked -p permits --lib --all-features
 step cargo test --locked -p permits --lib --tests
+# permits-redis's declared minimums too (its tests need a redis-server;
+# .ci/redis.sh runs them on the lockfile's versions).
+step cargo check --locked -p permits-redis --all-targets --all-features
 unset CARGO_TARGET_DIR
 cp target/Cargo.lock.saved Cargo.lock
 trap - EXIT
