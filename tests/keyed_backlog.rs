@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use common::{counting_waker, yield_now, InFlight};
-use futures::{Stream, StreamExt};
+use futures::{Future, Stream, StreamExt};
 use permits::{AcquireError, KeyedSemaphore};
 
 /// Work in flight per key and in total, with the maxima seen.
@@ -648,4 +648,42 @@ fn a_lookahead_of_zero_panics() {
     let _ = keyed
         .run_all(0..1u32, |&n| n, |n| async move { n })
         .lookahead(0);
+}
+
+/// What the stream is for: the hand-written `for_each_concurrent` of
+/// `KeyedSemaphore::run` over the same backlog fills its slots with the slow
+/// key's waiting items, and not one fast item runs (the head-of-line
+/// blocking the README describes).
+#[test]
+fn for_each_concurrent_of_run_is_blocked_by_a_slow_key() {
+    let keyed = KeyedSemaphore::with_global_limit(2, 8);
+    let valve = Valve::new();
+    let fast_done = AtomicUsize::new(0);
+    const SLOW: u32 = 100;
+    let items = (0..40).map(|_| SLOW).chain((0..20).map(|n| n % 10));
+    let all = futures::stream::iter(items).for_each_concurrent(16, |key| {
+        let (keyed, valve, fast_done) = (&keyed, valve.clone(), &fast_done);
+        async move {
+            keyed
+                .run(key, async {
+                    if key == SLOW {
+                        valve.pass().await;
+                    } else {
+                        fast_done.fetch_add(1, SeqCst);
+                    }
+                })
+                .await
+                .unwrap();
+        }
+    });
+    let mut all = pin!(all);
+    let (_, waker) = counting_waker();
+    assert!(all
+        .as_mut()
+        .poll(&mut Context::from_waker(&waker))
+        .is_pending());
+    assert_eq!(fast_done.load(SeqCst), 0, "no fast item ran");
+    valve.open(40);
+    futures::executor::block_on(all);
+    assert_eq!(fast_done.load(SeqCst), 20);
 }
