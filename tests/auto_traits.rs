@@ -252,3 +252,43 @@ fn keyed_types() {
     drop(p);
     assert_eq!(KEYED.live_keys(), 0);
 }
+
+#[cfg(feature = "alloc")]
+#[test]
+fn keyed_stream_and_adaptive_types() {
+    use permits::adaptive::{Aimd, Outcome};
+    type Key = String;
+    type KeyOf = fn(&u32) -> Key;
+    type Stream = KeyedRunAll<'static, Key, KeyOf, Items, Work, std::future::Ready<u32>>;
+    type KGate = KeyedGate<'static, Key, u32, KeyOf>;
+    type Classify = fn(&u32) -> Outcome;
+    type LGate = KeyedLimiterGate<'static, Key, u32, KeyOf, Classify, Outcome>;
+    send::<Stream>();
+    sync::<Stream>();
+    debug::<Stream>();
+    send::<KGate>();
+    sync::<KGate>();
+    unpin::<KGate>();
+    debug::<KGate>();
+    send::<KeyedLimiter<Key>>();
+    sync::<KeyedLimiter<Key>>();
+    debug::<KeyedLimiter<Key>>();
+    send::<KeyedLimitAcquire<'static, Key>>();
+    sync::<KeyedLimitAcquire<'static, Key>>();
+    debug::<KeyedLimitAcquire<'static, Key>>();
+    send::<KeyedLimitPermit<'static, Key, Aimd>>();
+    sync::<KeyedLimitPermit<'static, Key, Aimd>>();
+    unpin::<KeyedLimitPermit<'static, Key, Aimd>>();
+    debug::<KeyedLimitPermit<'static, Key, Aimd>>();
+    send::<LGate>();
+    sync::<LGate>();
+    unpin::<LGate>();
+    debug::<LGate>();
+    // Unlike `RunAll` (whose gate owns a queue node inline), the keyed
+    // stream is `Unpin` over an `Unpin` source: its items' futures and its
+    // keys' acquires are all boxed.
+    unpin::<Stream>();
+    const {
+        assert!(!Probe::<KeyedLimitAcquire<'static, Key>>::UNPIN);
+    }
+}

@@ -75,7 +75,7 @@ struct States<K, A> {
 ///
 /// Take a [`KeyedLimitPermit`] with [`acquire`](Self::acquire), do the
 /// request, and say what the reply meant with [`KeyedLimitPermit::record`]
-/// (or, with `std`, [`finish`](KeyedLimitPermit::finish)), as with
+/// (or, with `std`, `KeyedLimitPermit::finish`), as with
 /// [`Limiter`](crate::adaptive::Limiter). A permit dropped without an
 /// outcome records nothing.
 ///
@@ -454,7 +454,7 @@ impl<K: Ord + Clone + fmt::Debug, A> fmt::Debug for KeyedLimitAcquire<'_, K, A> 
 }
 
 /// A permit of a [`KeyedLimiter`]: say what the request's reply meant with
-/// [`record`](Self::record) (or [`finish`](Self::finish)); dropping it
+/// [`record`](Self::record) (or, with `std`, `finish`); dropping it
 /// without that gives the permits back and records nothing.
 #[must_use = "dropping a KeyedLimitPermit gives it back and records nothing"]
 pub struct KeyedLimitPermit<'a, K: Ord + Clone, A: Algorithm + Clone = Aimd> {
