@@ -356,3 +356,26 @@ fn concurrent_recorders_leave_the_semaphore_at_the_last_decision() {
     assert_eq!(limiter.semaphore().debt(), 0);
     assert_eq!(limiter.semaphore().available_permits(), limiter.limit());
 }
+
+/// A clock with coarse ticks (embassy-time's 1 ms, a simulation) gives the
+/// same latency every time. Rounding in the moving mean then put each
+/// window's mean a hair above it, and `Aimd` stopped growing (at 18 here)
+/// as if the latency had risen.
+#[test]
+fn identical_latencies_let_the_limit_grow_to_the_ceiling() {
+    use permits::adaptive::{Aimd, Algorithm, Outcome, Reason, Sample};
+    use std::time::Duration;
+    for ms in [1, 3, 7, 10, 33] {
+        let mut aimd = Aimd::new().initial_limit(2).max_limit(64);
+        let mut last = None;
+        for _ in 0..20_000 {
+            let limit = aimd.limit();
+            let sample = Sample::new(Duration::from_millis(ms), limit, Outcome::Success);
+            if let Some(d) = aimd.update(&sample) {
+                last = Some(d.reason);
+            }
+        }
+        assert_eq!(aimd.limit(), 64, "{ms} ms every time: last reason {last:?}");
+        assert_ne!(last, Some(Reason::Latency));
+    }
+}

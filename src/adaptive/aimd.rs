@@ -3,6 +3,10 @@
 use super::{Algorithm, Decision, Outcome, Reason, Sample};
 use crate::Semaphore;
 
+/// The relative difference between two latencies that is only rounding
+/// (`f64` sums of a few thousand samples are good to ~1e-13).
+const ROUNDING: f64 = 1e-9;
+
 /// Loss-driven additive-increase / multiplicative-decrease with a latency
 /// guard: the shape that fits a saturated bulk sender (Vector's Adaptive
 /// Request Concurrency rule, with Netflix's app-limited rule).
@@ -381,7 +385,13 @@ impl Aimd {
                 .filter(|allowed| {
                     rtt > *allowed && (rtt - allowed) * (rtt - allowed) >= k2 * noise
                 });
-            let calm = self.mean_rtt.is_some_and(|mean| rtt <= mean);
+            // "Not above the moving mean", give or take rounding: with a
+            // coarse clock every latency is the same, and the window's mean
+            // (a sum over n) and the moving mean (a blend of such) can differ
+            // in the last bits, which must not read as a rise.
+            let calm = self
+                .mean_rtt
+                .is_some_and(|mean| rtt <= mean * (1.0 + ROUNDING));
             if app_limited {
                 // Latency with few requests in flight is not our queue.
                 Reason::AppLimited

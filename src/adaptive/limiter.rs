@@ -19,7 +19,7 @@ use crate::{AcquireError, Semaphore, TryAcquireError};
 ///
 /// Take a [`Permit`] with [`acquire`](Self::acquire) (or wrap a future with
 /// [`run`](Self::run)), do the request, and say what its reply meant with
-/// [`Permit::record`] (or, with `std`, [`Permit::finish`], which measures
+/// [`Permit::record`] (or, with `std`, `Permit::finish`, which measures
 /// the time itself). A permit dropped without an outcome records nothing.
 ///
 /// Each sample goes to the algorithm inside a short lock that only guards
@@ -284,7 +284,7 @@ impl<A> fmt::Debug for Acquire<'_, A> {
 }
 
 /// A permit of a [`Limiter`]: say what the request's reply meant with
-/// [`record`](Self::record) (or [`finish`](Self::finish)); dropping it
+/// [`record`](Self::record) (or, with `std`, `finish`); dropping it
 /// without that gives the permit back and records nothing.
 #[must_use = "dropping a Permit gives it back and records nothing"]
 pub struct Permit<'a, A = Aimd> {

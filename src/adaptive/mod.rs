@@ -23,7 +23,7 @@
 //! All of it is `no_std` and allocation-free (the backlog streams
 //! [`Limiter::run_all`] and [`Limiter::run_stream`] need `alloc`, as
 //! [`RunWith`](crate::RunWith) does; [`LimiterGate`] itself does not); with
-//! `std`, [`Permit::finish`] measures the time with `std::time::Instant`.
+//! `std`, `Permit::finish` measures the time with `std::time::Instant`.
 //! `tests/adaptive_sim.rs` is a deterministic simulator (a server with a
 //! knee, a hard cap, changing capacity) whose scenarios check the behaviour
 //! within asserted ranges.
