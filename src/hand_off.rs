@@ -18,8 +18,6 @@ pub(crate) struct Queue {
     /// against. The counter holds `limit - out` (negative: debt), so the two
     /// cannot drift apart.
     pub(crate) limit: usize,
-    /// The waker waiting off the queue for new room (`src/watch.rs`).
-    pub(crate) watcher: Option<core::task::Waker>,
 }
 
 impl Queue {
@@ -27,7 +25,6 @@ impl Queue {
         Self {
             list: WaitList::new(),
             limit,
-            watcher: None,
         }
     }
 }

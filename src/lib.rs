@@ -48,7 +48,6 @@ mod state;
 mod sync;
 mod waiter;
 mod wake_batch;
-mod watch;
 
 #[cfg(test)]
 mod lock_free_tests;

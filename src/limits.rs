@@ -139,12 +139,9 @@ impl Semaphore {
     /// free; wakes the served waiters after unlocking.
     fn reconfigure<R>(&self, change: impl FnOnce(&Self, &mut Queue) -> (R, usize)) -> R {
         let mut batch = WakeBatch::default();
-        let (result, more, watcher) = self.queue.with(|q| {
+        let (result, more) = self.queue.with(|q| {
             let old = q.limit;
             let (result, mut hand) = change(self, q);
-            // New permits: a stream waiting off the queue must hear of them
-            // (woken when `watcher` drops, after the unlock).
-            let watcher = (hand > 0).then(|| self.take_watcher_locked(q));
             // Growing cannot change who fits unless someone waits aside.
             let regroup = q.limit < old || (q.limit > old && self.state.is_aside());
             if regroup && !q.list.is_empty() {
@@ -154,10 +151,9 @@ impl Semaphore {
             if self.state.is_queued() {
                 hand += self.state.take_all();
             }
-            (result, self.distribute_locked(q, hand, &mut batch), watcher)
+            (result, self.distribute_locked(q, hand, &mut batch))
         });
         self.wake_then_serve(batch, more);
-        drop(watcher);
         result
     }
 }

@@ -6,7 +6,7 @@ use core::future::IntoFuture;
 use crate::hand_off::{FinishOnUnwind, Queue};
 use crate::lock::Lock;
 use crate::state::{State, Take, MAX_PERMITS};
-use crate::sync::{const_fn_unless_loom, AtomicUsize};
+use crate::sync::const_fn_unless_loom;
 use crate::wake_batch::WakeBatch;
 use crate::{Acquire, Permit, Run, TryAcquireError};
 
@@ -87,8 +87,6 @@ use crate::{Acquire, Permit, Run, TryAcquireError};
 pub struct Semaphore {
     pub(crate) state: State,
     pub(crate) queue: Lock<Queue>,
-    /// How often the watcher slot was filled or emptied (`src/watch.rs`).
-    pub(crate) watch_epoch: AtomicUsize,
 }
 
 impl fmt::Debug for Semaphore {
@@ -122,7 +120,6 @@ impl Semaphore {
             Self {
                 state: State::new(permits),
                 queue: Lock::new(Queue::new(permits)),
-                watch_epoch: AtomicUsize::new(0),
             }
         }
     }

@@ -292,3 +292,17 @@ fn keyed_stream_and_adaptive_types() {
         assert!(!Probe::<KeyedLimitAcquire<'static, Key>>::UNPIN);
     }
 }
+
+/// Firmware pays for every byte of a `static` semaphore: it stays at four
+/// words (the counter, the lock, the queue's two ends and its limit). A
+/// field added for one feature (a watcher slot for backlog streams once made
+/// it 56 B) shows up here.
+#[cfg(target_pointer_width = "64")]
+#[test]
+fn a_semaphore_is_at_most_32_bytes() {
+    assert!(
+        core::mem::size_of::<Semaphore>() <= 32,
+        "{}",
+        core::mem::size_of::<Semaphore>()
+    );
+}

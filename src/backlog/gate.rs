@@ -162,13 +162,17 @@ pin_project! {
     /// the queue's lock: while the gate's own items hold permits and nobody
     /// is queued, it does not queue but waits for one of its items to finish
     /// (whose permit is then free for whoever asks first, which is the gate
-    /// unless someone queued meanwhile, who then gets it). A raise of the
-    /// limit ([`set_limit`](Semaphore::set_limit),
-    /// [`add_permits`](Semaphore::add_permits)) wakes it at once, so the
-    /// stream uses new room without waiting for an item. A permit given back
-    /// by someone else while nobody is queued is picked up when the next of
-    /// the gate's items finishes, not at once. (One gate per semaphore at a
-    /// time waits this way; others queue.)
+    /// unless someone queued meanwhile, who then gets it). While it waits so,
+    /// room made by others (a raise of the limit with
+    /// [`set_limit`](Semaphore::set_limit) or
+    /// [`add_permits`](Semaphore::add_permits), a permit given back by
+    /// another holder) is used when the next of the gate's items finishes,
+    /// not at once: the price of giving a permit back with one
+    /// compare-and-swap, which wakes nobody. So an item must not wait for a
+    /// later item of its own stream to start, counting on room from outside
+    /// (with a fixed limit that deadlocks anyway); give such work its own
+    /// stream, or `run` each item. (A limit moved by an adaptive limiter's
+    /// gate changes as an item finishes, so the stream sees it at once.)
     ///
     /// # Wrapping it
     ///
@@ -188,20 +192,9 @@ pin_project! {
         // `next` is in the semaphore's queue (it returned `Pending`).
         queued: bool,
         // Waiting for an item to finish instead of queueing: woken by
-        // `settle`, or by a raise of the limit. The waker is kept for the
-        // next time.
+        // `settle`. The waker is kept for the next time.
         waiting_for_own: bool,
         own_waker: Option<Waker>,
-        // Our registration as the semaphore's watcher (`src/watch.rs`).
-        ticket: Option<usize>,
-    }
-
-    impl<'a> PinnedDrop for SemaphoreGate<'a> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(ticket) = this.ticket {
-                this.sem.unwatch(ticket);
-            }
-        }
     }
 }
 
@@ -215,7 +208,6 @@ impl<'a> SemaphoreGate<'a> {
             queued: false,
             waiting_for_own: false,
             own_waker: None,
-            ticket: None,
         }
     }
 
@@ -253,21 +245,16 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         if !*this.queued {
             match sem.try_acquire() {
                 Ok(permit) => return admit(backlog, cx, permit, this.out),
-                Err(TryAcquireError::NoPermits)
-                    if *this.out > 0
-                        && !sem.state.is_queued()
-                        && watching(sem, this.ticket, this.own_waker, cx) =>
-                {
-                    // Ours will come back, and a raise wakes us: wait off
-                    // the queue. Registered first, then this retry, so a
-                    // raise in between is not missed.
-                    match sem.try_acquire() {
-                        Ok(permit) => return admit(backlog, cx, permit, this.out),
-                        Err(TryAcquireError::Closed) => {
-                            return Poll::Ready(Some(Err(AcquireError::Closed)))
-                        }
-                        // `TooMany` cannot come from one permit.
-                        Err(_) => {}
+                Err(TryAcquireError::NoPermits) if *this.out > 0 && !sem.state.is_queued() => {
+                    // Ours will come back: wait off the queue, for `settle`
+                    // (which runs in the stream's own poll, so it cannot
+                    // slip in between this check and the flag).
+                    if !this
+                        .own_waker
+                        .as_ref()
+                        .is_some_and(|w| w.will_wake(cx.waker()))
+                    {
+                        *this.own_waker = Some(cx.waker().clone());
                     }
                     *this.waiting_for_own = true;
                     return Poll::Pending;
@@ -275,8 +262,7 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
                 Err(TryAcquireError::Closed) => {
                     return Poll::Ready(Some(Err(AcquireError::Closed)))
                 }
-                // Others are queued, none of ours is out to come back, or
-                // another gate is the watcher.
+                // Others are queued, or none of ours is out to come back.
                 Err(_) => {}
             }
         }
@@ -310,34 +296,6 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         this.next.set(Waiter::new(*this.sem, 1));
         *this.waiting_for_own = false;
         *this.queued = false;
-        if let Some(ticket) = this.ticket.take() {
-            this.sem.unwatch(ticket);
-        }
-    }
-}
-
-/// Whether the gate is (now) the semaphore's watcher with `cx`'s waker,
-/// registering it if needed; keeps that waker in `own` for `settle` too.
-/// `false`: another gate watches, so this one must queue.
-fn watching(
-    sem: &Semaphore,
-    ticket: &mut Option<usize>,
-    own: &mut Option<Waker>,
-    cx: &Context<'_>,
-) -> bool {
-    let same = own.as_ref().is_some_and(|w| w.will_wake(cx.waker()));
-    if !same {
-        *own = Some(cx.waker().clone());
-    }
-    if same && ticket.is_some_and(|t| sem.is_watching(t)) {
-        return true;
-    }
-    match sem.watch(cx.waker(), *ticket) {
-        Some(t) => {
-            *ticket = Some(t);
-            true
-        }
-        None => false,
     }
 }
 
