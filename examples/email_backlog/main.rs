@@ -19,7 +19,9 @@
 //! `--fixed` (the default) keeps `--limit`. `--per-domain K` adds a limit of
 //! `K` sessions per recipient domain under the total `--limit` (Postfix's
 //! per-destination concurrency); with `--adaptive` each domain finds its own
-//! limit up to `K`. See `limits.rs`.
+//! limit up to `K`. See `limits.rs`. `--sink-latency MS` makes the sink take
+//! `MS` to `MS + 4` ms per message (default 1), and `--trace FILE` writes
+//! the limit over time as CSV (`benches/results/email_chart.py` draws it).
 //!
 //! Recipients are spread over `--domains` domains; one in a hundred is a
 //! mailbox the server rejects (550), to show failures going by without
@@ -51,7 +53,7 @@ use progress::{Counts, Reporter};
 
 const USAGE: &str = "usage: email_backlog [--count N (0 = endless)] [--limit N] \
                      [--domains N] [--per-domain K] [--adaptive | --fixed] \
-                     [--smtp HOST:PORT | --sink-capacity N]";
+                     [--smtp HOST:PORT | --sink-capacity N --sink-latency MS] [--trace FILE]";
 
 struct Args {
     count: u64,
@@ -65,6 +67,10 @@ struct Args {
     adaptive: bool,
     /// At most this many sessions per recipient domain.
     per_domain: Option<usize>,
+    /// The in-process sink's least time per message.
+    latency_ms: u64,
+    /// Where to write the limit over time (CSV), for a chart.
+    trace: Option<String>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -76,6 +82,8 @@ fn parse_args() -> Result<Args, String> {
         capacity: None,
         adaptive: false,
         per_domain: None,
+        latency_ms: 1,
+        trace: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -105,6 +113,10 @@ fn parse_args() -> Result<Args, String> {
                 let n = number("--per-domain", value("--per-domain")?)?;
                 args.per_domain = Some(n as usize);
             }
+            "--sink-latency" => {
+                args.latency_ms = number("--sink-latency", value("--sink-latency")?)?
+            }
+            "--trace" => args.trace = Some(value("--trace")?),
             "--adaptive" => args.adaptive = true,
             "--fixed" => args.adaptive = false,
             "-h" | "--help" => return Err(USAGE.into()),
@@ -123,8 +135,10 @@ fn parse_args() -> Result<Args, String> {
     if args.capacity == Some(0) {
         return Err("--sink-capacity must be at least 1".into());
     }
-    if args.capacity.is_some() && args.smtp.is_some() {
-        return Err("--sink-capacity is for the in-process sink, not --smtp".into());
+    if (args.capacity.is_some() || args.latency_ms != 1) && args.smtp.is_some() {
+        return Err(
+            "--sink-capacity and --sink-latency are for the in-process sink, not --smtp".into(),
+        );
     }
     Ok(args)
 }
@@ -207,7 +221,7 @@ async fn main() {
     let (host, port, sink) = match args.smtp.clone() {
         Some((host, port)) => (host, port, None),
         None => {
-            let (addr, seen) = sink::start(args.capacity)
+            let (addr, seen) = sink::start(args.capacity, args.latency_ms)
                 .await
                 .expect("start the SMTP sink");
             (addr.ip().to_string(), addr.port(), Some(seen))
@@ -228,6 +242,12 @@ async fn main() {
         reporter: Reporter::new((args.count > 0).then_some(args.count)),
         limits: &limits,
         keep_ids: sink.is_some(),
+        trace: args.trace.as_deref().map(|path| {
+            Trace::create(path).unwrap_or_else(|e| {
+                eprintln!("--trace {path}: {e}");
+                std::process::exit(2)
+            })
+        }),
     };
 
     let start = Instant::now();
@@ -322,6 +342,42 @@ struct Run<'a> {
     limits: &'a Limits,
     /// Keep the ids sent, to check them against the in-process sink.
     keep_ids: bool,
+    trace: Option<Trace>,
+}
+
+/// The limit over time, a CSV line every 50 ms:
+/// `ms,limit,in_flight,sent,failed` (`benches/results/email_chart.py` draws
+/// it).
+struct Trace {
+    out: std::io::BufWriter<std::fs::File>,
+    start: Instant,
+    last: Option<Instant>,
+}
+
+impl Trace {
+    fn create(path: &str) -> std::io::Result<Self> {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+        writeln!(out, "ms,limit,in_flight,sent,failed")?;
+        Ok(Self {
+            out,
+            start: Instant::now(),
+            last: None,
+        })
+    }
+
+    fn record(&mut self, limit: usize, in_flight: usize, sent: u64, failed: u64) {
+        use std::io::Write;
+        if self
+            .last
+            .is_some_and(|t| t.elapsed() < Duration::from_millis(50))
+        {
+            return;
+        }
+        self.last = Some(Instant::now());
+        let ms = self.start.elapsed().as_millis();
+        writeln!(self.out, "{ms},{limit},{in_flight},{sent},{failed}").expect("write the trace");
+    }
 }
 
 /// How the backlog ended.
@@ -374,10 +430,14 @@ impl Run<'_> {
                 }
                 None => break,
             }
+            let now = progress(&*sends);
+            if let Some(trace) = &mut self.trace {
+                trace.record(self.limits.global().limit(), now.in_flight, sent, failed);
+            }
             self.reporter.update(&Counts {
                 sent,
                 failed,
-                progress: progress(&*sends),
+                progress: now,
                 limit: self.limits.describe(),
             });
         }

@@ -5,6 +5,9 @@
 //! message by its `Message-ID`, the sessions open at once and the most ever,
 //! in total and per recipient domain.
 //!
+//! `latency_ms` moves that to `latency_ms` to `latency_ms + 4` ms (a slower
+//! server, whose capacity is not this process's CPU).
+//!
 //! With a `capacity`, each domain behaves like a mail server that takes at
 //! most that many sessions at once: one more is refused with
 //! `421 4.7.0 too busy` (the back-pressure an adaptive limit learns from).
@@ -48,8 +51,12 @@ impl Seen {
 }
 
 /// Listens on a free loopback port; returns its address and the counters.
-/// `capacity`: the most sessions one domain takes at once (`None`: no limit).
-pub async fn start(capacity: Option<usize>) -> std::io::Result<(SocketAddr, Arc<Mutex<Seen>>)> {
+/// `capacity`: the most sessions one domain takes at once (`None`: no limit);
+/// `latency_ms`: the least time a message takes.
+pub async fn start(
+    capacity: Option<usize>,
+    latency_ms: u64,
+) -> std::io::Result<(SocketAddr, Arc<Mutex<Seen>>)> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let seen = Arc::new(Mutex::new(Seen::default()));
@@ -59,7 +66,7 @@ pub async fn start(capacity: Option<usize>) -> std::io::Result<(SocketAddr, Arc<
             // Replies are small writes: without this, Nagle and delayed ACKs
             // put ~40 ms into each SMTP round trip.
             let _ = stream.set_nodelay(true);
-            tokio::spawn(session(stream, counters.clone(), capacity));
+            tokio::spawn(session(stream, counters.clone(), capacity, latency_ms));
         }
     });
     Ok((addr, seen))
@@ -113,6 +120,7 @@ async fn session(
     stream: TcpStream,
     seen: Arc<Mutex<Seen>>,
     capacity: Option<usize>,
+    latency_ms: u64,
 ) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut lines = BufReader::new(read).lines();
@@ -164,8 +172,8 @@ async fn session(
                     id = id.or_else(|| message_id(&data));
                 }
                 let id = id.unwrap_or(u64::MAX);
-                // 1 to 5 ms, the same for an id on every run.
-                let ms = 1 + (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 5;
+                // `latency_ms` to 4 ms more, the same for an id on every run.
+                let ms = latency_ms + (id.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 32) % 5;
                 tokio::time::sleep(Duration::from_millis(ms)).await;
                 *seen.lock().unwrap().messages.entry(id).or_default() += 1;
                 b"250 OK queued\r\n"
