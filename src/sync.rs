@@ -98,6 +98,10 @@ mod cs_atomic {
             self.update(|old| old & v)
         }
 
+        pub(crate) fn swap(&self, v: usize, _: Ordering) -> usize {
+            self.update(|_| v)
+        }
+
         pub(crate) fn compare_exchange_weak(
             &self,
             current: usize,

@@ -203,12 +203,17 @@ pub fn bench(items: u64, rounds: usize) -> bool {
     );
     for exec in [Exec::Tokio, Exec::LocalPool] {
         for limit in LIMITS {
-            // For profiling: only the rows whose "executor limit name" ends
-            // with this (the last row is then the reference of `time x`).
+            // For profiling: only the rows whose "executor limit name" contains
+            // this, or ends with it if it ends in `$` (the last row is then
+            // the reference of `time x`).
             let filter = std::env::var("PERMITS_BENCH_FILTER").unwrap_or_default();
+            let matches = |key: String| match filter.strip_suffix('$') {
+                Some(end) => key.ends_with(end),
+                None => key.contains(&filter),
+            };
             let mut names = contenders(limit);
             let key = |name: &str| format!("{} {limit} {name}", exec.name());
-            names.retain(|name| key(name).ends_with(&filter));
+            names.retain(|name| matches(key(name)));
             if names.is_empty() {
                 continue;
             }

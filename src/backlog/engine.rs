@@ -40,25 +40,31 @@ pin_project! {
         f: F,
         #[pin]
         slots: S,
-        // Most slots in use (running + finished, not yet yielded) at once,
-        // and the most the store can have.
-        limit: usize,
-        capacity: usize,
-        limit_set: bool,
-        running: usize,
-        buffered: usize,
-        // Sweeping stores: where the next sweep starts.
-        cursor: usize,
-        started: u64,
-        done: u64,
-        // In order: the number of the next item to yield.
-        next_out: u64,
-        ordered: bool,
-        stop_if: Option<fn(&Fut::Output) -> bool>,
-        phase: Phase,
-        error: Option<E>,
-        finished: bool,
+        ctl: Control<<Fut as IntoFuture>::Output, E>,
     }
+}
+
+/// The engine's bookkeeping, in one struct so that projecting the pinned
+/// engine (twice per item) makes five references, not one per counter.
+struct Control<O, E> {
+    // Most slots in use (running + finished, not yet yielded) at once,
+    // and the most the store can have.
+    limit: usize,
+    capacity: usize,
+    limit_set: bool,
+    running: usize,
+    buffered: usize,
+    // Sweeping stores: where the next sweep starts.
+    cursor: usize,
+    started: u64,
+    done: u64,
+    // In order: the number of the next item to yield.
+    next_out: u64,
+    ordered: bool,
+    stop_if: Option<fn(&O) -> bool>,
+    phase: Phase,
+    error: Option<E>,
+    finished: bool,
 }
 
 type Output<Fut> = <Fut as IntoFuture>::Output;
@@ -71,43 +77,45 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
             source,
             f,
             slots,
-            limit: capacity,
-            capacity,
-            limit_set: false,
-            running: 0,
-            buffered: 0,
-            cursor: 0,
-            started: 0,
-            done: 0,
-            next_out: 0,
-            ordered: false,
-            stop_if: None,
-            phase: Phase::Open,
-            error: None,
-            finished: false,
+            ctl: Control {
+                limit: capacity,
+                capacity,
+                limit_set: false,
+                running: 0,
+                buffered: 0,
+                cursor: 0,
+                started: 0,
+                done: 0,
+                next_out: 0,
+                ordered: false,
+                stop_if: None,
+                phase: Phase::Open,
+                error: None,
+                finished: false,
+            },
         }
     }
 
     /// At most `n` slots in use (capped by the store's capacity).
     pub(crate) fn set_limit(&mut self, n: usize) {
         assert!(n > 0, "limit: the limit must be at least 1");
-        self.limit = n.min(self.capacity);
-        self.limit_set = true;
+        self.ctl.limit = n.min(self.ctl.capacity);
+        self.ctl.limit_set = true;
     }
 
     pub(crate) fn progress(&self) -> Progress
     where
         St: Stream,
     {
-        let waiting = match (self.phase, self.source.size_hint()) {
+        let waiting = match (self.ctl.phase, self.source.size_hint()) {
             (Phase::Drained, _) => Some(0),
             (_, (low, Some(high))) if low == high => Some(low),
             _ => None,
         };
         Progress {
-            done: self.done,
-            in_flight: self.running,
-            buffered: self.buffered,
+            done: self.ctl.done,
+            in_flight: self.ctl.running,
+            buffered: self.ctl.buffered,
             waiting,
         }
     }
@@ -115,14 +123,14 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
     /// Outputs in source order; without an explicit limit, the window (the
     /// most items between started and yielded) is `window`.
     pub(crate) fn set_in_order(&mut self, window: impl FnOnce() -> usize) {
-        if !self.limit_set {
-            self.limit = self.limit.min(window().max(1));
+        if !self.ctl.limit_set {
+            self.ctl.limit = self.ctl.limit.min(window().max(1));
         }
-        self.ordered = true;
+        self.ctl.ordered = true;
     }
 
     pub(crate) fn set_stop_if(&mut self, stop: fn(&Output<Fut>) -> bool) {
-        self.stop_if = Some(stop);
+        self.ctl.stop_if = Some(stop);
     }
 
     // Used by the `alloc` streams only.
@@ -152,7 +160,7 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
 
     /// The stream has yielded its last item.
     pub(crate) fn is_finished(&self) -> bool {
-        self.finished
+        self.ctl.finished
     }
 
     /// The stream's `size_hint`: what is held now, plus what the source may
@@ -161,23 +169,23 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
     where
         St: Stream,
     {
-        if self.finished {
+        if self.ctl.finished {
             return (0, Some(0));
         }
         let (_, high) = self.source.size_hint();
-        let held = self.running + self.buffered;
+        let held = self.ctl.running + self.ctl.buffered;
         // Plus one for a possible final error.
         (held, high.and_then(|h| h.checked_add(held + 1)))
     }
 
     pub(crate) fn fmt_fields(&self, name: &str, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct(name)
-            .field("started", &self.started)
-            .field("done", &self.done)
-            .field("in_flight", &self.running)
-            .field("buffered", &self.buffered)
-            .field("limit", &self.limit)
-            .field("in_order", &self.ordered)
+            .field("started", &self.ctl.started)
+            .field("done", &self.ctl.done)
+            .field("in_flight", &self.ctl.running)
+            .field("buffered", &self.ctl.buffered)
+            .field("limit", &self.ctl.limit)
+            .field("in_order", &self.ctl.ordered)
             .finish_non_exhaustive()
     }
 }
@@ -195,7 +203,7 @@ where
         cx: &mut Context<'_>,
     ) -> Poll<Option<Item<Fut, G::Error>>> {
         let mut this = self.project();
-        if *this.finished {
+        if this.ctl.finished {
             return Poll::Ready(None);
         }
         if let Some(out) = this.pop_ready() {
@@ -210,12 +218,16 @@ where
         if let Some(out) = this.pop_ready() {
             return Poll::Ready(Some(Ok(out)));
         }
-        if *this.running == 0 && *this.buffered == 0 && *this.phase != Phase::Open {
-            *this.finished = true;
-            return Poll::Ready(this.error.take().map(Err));
+        if this.ctl.running == 0 && this.ctl.buffered == 0 && this.ctl.phase != Phase::Open {
+            this.ctl.finished = true;
+            return Poll::Ready(this.ctl.error.take().map(Err));
         }
-        let want_gate = *this.phase == Phase::Open && this.has_room();
-        if this.slots.as_mut().sleep(cx, *this.running > 0, want_gate) {
+        let want_gate = this.ctl.phase == Phase::Open && this.has_room();
+        if this
+            .slots
+            .as_mut()
+            .sleep(cx, this.ctl.running > 0, want_gate)
+        {
             // Woken while we were busy: come back for it.
             cx.waker().wake_by_ref();
         }
@@ -232,27 +244,47 @@ where
     S: Store<Fut::IntoFuture, G::Permit>,
 {
     /// Yields a finished output: any (completion order) or the next in order.
+    /// The common case (nothing parked) inline; the search out of line.
+    #[inline]
     fn pop_ready(&mut self) -> Option<Output<Fut>> {
-        if *self.buffered == 0 {
+        if self.ctl.buffered == 0 {
             return None;
         }
-        let (ordered, next_out) = (*self.ordered, *self.next_out);
-        // Looked at through the pin projection, not a `&Slot`: a shared
-        // reference to a running slot would cover its (possibly
-        // self-referential) future and invalidate the future's own pointers
-        // into itself (Miri's Stacked Borrows flags it).
-        let i = (0..self.slots.as_mut().len()).find(|&i| {
-            matches!(self.slots.as_mut().slot(i).project(),
+        self.pop_parked()
+    }
+
+    #[inline(never)]
+    fn pop_parked(&mut self) -> Option<Output<Fut>> {
+        let (ordered, next_out) = (self.ctl.ordered, self.ctl.next_out);
+        let is_next = |slot: Pin<&mut Slot<_, _>>| {
+            matches!(slot.project(),
                 SlotProj::Done { seq, .. } if !ordered || *seq == next_out)
-        })?;
+        };
+        let i = match self.slots.as_mut().oldest() {
+            // The store knows which slot runs the next item: O(1).
+            Some(i) => {
+                if !is_next(self.slots.as_mut().slot(i)) {
+                    return None;
+                }
+                self.slots.as_mut().pop_oldest();
+                i
+            }
+            // Looked at through the pin projection, not a `&Slot`: a shared
+            // reference to a running slot would cover its (possibly
+            // self-referential) future and invalidate the future's own
+            // pointers into itself (Miri's Stacked Borrows flags it).
+            None => {
+                (0..self.slots.as_mut().len()).find(|&i| is_next(self.slots.as_mut().slot(i)))?
+            }
+        };
         let SlotOwn::Done { out, .. } = self.slots.as_mut().slot(i).project_replace(Slot::Empty)
         else {
             unreachable!("slot {i} was checked to be done")
         };
         self.slots.as_mut().put_free(i);
-        *self.buffered -= 1;
-        *self.done += 1;
-        *self.next_out += u64::from(ordered);
+        self.ctl.buffered -= 1;
+        self.ctl.done += 1;
+        self.ctl.next_out += u64::from(ordered);
         Some(out)
     }
 
@@ -270,7 +302,7 @@ where
 
     /// Room for one more item.
     fn has_room(&self) -> bool {
-        *self.running + *self.buffered < *self.limit
+        self.ctl.running + self.ctl.buffered < self.ctl.limit
     }
 
     /// Polls each slot woken since the last look, at most once per call of
@@ -278,7 +310,7 @@ where
     /// returned early with an output), else those woken since.
     fn poll_woken(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
         if !self.slots.has_woken() {
-            if *self.running == 0 {
+            if self.ctl.running == 0 {
                 // Stale wake-ups of empty slots can wait.
                 return None;
             }
@@ -299,8 +331,8 @@ where
     /// each gets its turn.
     fn sweep(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
         let len = self.slots.as_mut().len();
-        let mut left = *self.running;
-        let mut i = *self.cursor;
+        let mut left = self.ctl.running;
+        let mut i = self.ctl.cursor;
         while left > 0 {
             if i >= len {
                 i = 0;
@@ -309,7 +341,7 @@ where
                 left -= 1;
                 if let Poll::Ready(out) = polled {
                     if let Some(out) = self.finish(i, out) {
-                        *self.cursor = i + 1;
+                        self.ctl.cursor = i + 1;
                         return Some(out);
                     }
                 }
@@ -332,25 +364,25 @@ where
         };
         // Counted out first: if `settle` panics (a gate's user code), a
         // stream polled again after the caught panic does not wait for it.
-        *self.running -= 1;
+        self.ctl.running -= 1;
         self.gate.as_mut().settle(permit, &out);
         self.check_stop(&out);
-        if *self.ordered {
+        if self.ctl.ordered {
             self.slots.as_mut().slot(i).set(Slot::Done { out, seq });
-            *self.buffered += 1;
+            self.ctl.buffered += 1;
             return None;
         }
         self.slots.as_mut().put_free(i);
-        *self.done += 1;
+        self.ctl.done += 1;
         Some(out)
     }
 
     /// Starts items while a slot is free and the gate admits them. Returns
     /// an output to yield at once if a new future finished on its first poll.
     fn fill(&mut self, cx: &mut Context<'_>) -> Option<Output<Fut>> {
-        while *self.phase == Phase::Open && self.has_room() {
+        while self.ctl.phase == Phase::Open && self.has_room() {
             let (mut gate, source) = (self.gate.as_mut(), self.source.as_mut());
-            let room = *self.limit - *self.running - *self.buffered;
+            let room = self.ctl.limit - self.ctl.running - self.ctl.buffered;
             let polled = self.slots.as_mut().poll_gate(cx, |cx| {
                 gate.as_mut().room(room);
                 gate.poll_admit(source, cx)
@@ -360,24 +392,27 @@ where
                 None | Some(Poll::Pending) => return None,
                 Some(Poll::Ready(Some(Ok(admitted)))) => admitted,
                 Some(Poll::Ready(Some(Err(e)))) => {
-                    *self.phase = Phase::Failed;
-                    *self.error = Some(e);
+                    self.ctl.phase = Phase::Failed;
+                    self.ctl.error = Some(e);
                     return None;
                 }
                 Some(Poll::Ready(None)) => {
-                    *self.phase = Phase::Drained;
+                    self.ctl.phase = Phase::Drained;
                     return None;
                 }
             };
             let fut = (self.f)(item).into_future();
-            let seq = *self.started;
-            *self.started += 1;
+            let seq = self.ctl.started;
+            self.ctl.started += 1;
             let i = self.slots.as_mut().take_free();
             self.slots
                 .as_mut()
                 .slot(i)
                 .set(Slot::Running { fut, permit, seq });
-            *self.running += 1;
+            if self.ctl.ordered {
+                self.slots.as_mut().started(i);
+            }
+            self.ctl.running += 1;
             if let Some(Poll::Ready(out)) = self.slots.as_mut().poll_slot(i, cx) {
                 if let Some(out) = self.finish(i, out) {
                     return Some(out);
@@ -388,9 +423,9 @@ where
     }
 
     fn check_stop(&mut self, out: &Output<Fut>) {
-        if let Some(stop) = *self.stop_if {
-            if stop(out) && *self.phase == Phase::Open {
-                *self.phase = Phase::Stopped;
+        if let Some(stop) = self.ctl.stop_if {
+            if stop(out) && self.ctl.phase == Phase::Open {
+                self.ctl.phase = Phase::Stopped;
                 self.gate.as_mut().stop();
             }
         }

@@ -234,12 +234,13 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
     type Permit = Permit<'a>;
     type Error = AcquireError;
 
+    #[inline]
     fn poll_admit<B: Stream<Item = T> + ?Sized>(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         backlog: Pin<&mut B>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<(T, Permit<'a>), AcquireError>>> {
-        let mut this = self.project();
+        let this = self.as_mut().project();
         let sem = *this.sem;
         *this.waiting_for_own = false;
         if !*this.queued {
@@ -266,6 +267,37 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
                 Err(_) => {}
             }
         }
+        self.poll_queued(backlog, cx)
+    }
+
+    fn settle(self: Pin<&mut Self>, permit: Permit<'a>, _output: &O) {
+        // Given back first, so that it is free when we are polled.
+        drop(permit);
+        self.returned();
+    }
+
+    fn stop(self: Pin<&mut Self>) {
+        // Leave the queue if we were in it; a permit handed over goes back.
+        let mut this = self.project();
+        this.next.set(Waiter::new(*this.sem, 1));
+        *this.waiting_for_own = false;
+        *this.queued = false;
+    }
+}
+
+impl<'a> SemaphoreGate<'a> {
+    /// The part of [`poll_admit`](Gate::poll_admit) that takes the queue:
+    /// out of line, so that the common cases above (a permit free, or
+    /// waiting for one of ours) stay small enough to inline.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn poll_queued<T, B: Stream<Item = T> + ?Sized>(
+        self: Pin<&mut Self>,
+        backlog: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(T, Permit<'a>), AcquireError>>> {
+        let mut this = self.project();
+        let sem = *this.sem;
         let permit = match this.next.as_mut().poll_acquire(cx) {
             Poll::Pending => {
                 *this.queued = true;
@@ -282,20 +314,6 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
             }
         };
         admit(backlog, cx, permit, this.out)
-    }
-
-    fn settle(self: Pin<&mut Self>, permit: Permit<'a>, _output: &O) {
-        // Given back first, so that it is free when we are polled.
-        drop(permit);
-        self.returned();
-    }
-
-    fn stop(self: Pin<&mut Self>) {
-        // Leave the queue if we were in it; a permit handed over goes back.
-        let mut this = self.project();
-        this.next.set(Waiter::new(*this.sem, 1));
-        *this.waiting_for_own = false;
-        *this.queued = false;
     }
 }
 

@@ -6,8 +6,9 @@
 //! # Protocol
 //!
 //! Slot `i` owns bit `i % BITS` of word `i / BITS`. Word 0 lives in
-//! [`Shared`], later words each in a [`Word`] of their own, allocated as the
-//! slots are; a slot's waker holds what it needs by `Arc`, so it stays sound
+//! [`Shared`], later words in [`Words`] groups of `GROUP`, allocated as the
+//! slots are (a group per `GROUP * BITS` slots, so that at large limits the
+//! words stay in a few cache lines instead of one line per 64 slots); a slot's waker holds what it needs by `Arc`, so it stays sound
 //! after the stream is gone (it then marks a bit nobody reads). The
 //! `summary` has bit `w % BITS` set when word `w` may have bits set (exact up
 //! to `BITS * BITS` slots, a hint shared by several words beyond). The gate
@@ -71,7 +72,9 @@ struct Shared {
 impl Shared {
     /// Step 3 of a wake: wakes the task unless it is coming anyway.
     fn wake_task(&self) {
-        if self.woken.fetch_or(1, AcqRel) == 0 {
+        // A swap, not `fetch_or`: the flag is 0 or 1, and a swap that
+        // returns the old value is one instruction where `fetch_or` is a loop.
+        if self.woken.swap(1, AcqRel) == 0 {
             // Taken, so woken outside the lock (it may run any code).
             if let Some(task) = self.task.with(Option::take) {
                 task.wake();
@@ -80,17 +83,22 @@ impl Shared {
     }
 }
 
-/// The bits of `BITS` further slots.
-struct Word {
-    bits: AtomicUsize,
+/// How many words share one allocation: one cache line of them.
+const GROUP: usize = 8;
+
+/// The bits of `GROUP * BITS` further slots.
+struct Words {
+    bits: [AtomicUsize; GROUP],
 }
 
 /// One slot's waker.
 struct SlotWaker {
     shared: Arc<Shared>,
     /// `None` for the first word, which is in `shared`.
-    word: Option<Arc<Word>>,
-    /// This slot's bit in its word, and its word's bit in the summary.
+    group: Option<Arc<Words>>,
+    /// This slot's word in its group, its bit in the word, and its word's
+    /// bit in the summary.
+    word: u8,
     bit: u8,
     summary_bit: u8,
 }
@@ -101,7 +109,10 @@ impl Wake for SlotWaker {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        let bits = self.word.as_ref().map_or(&self.shared.first, |w| &w.bits);
+        let bits = self
+            .group
+            .as_ref()
+            .map_or(&self.shared.first, |g| &g.bits[usize::from(self.word)]);
         let bit = 1 << self.bit;
         if bits.fetch_or(bit, AcqRel) & bit != 0 {
             return;
@@ -118,7 +129,7 @@ impl Wake for Shared {
     }
 
     fn wake_by_ref(self: &Arc<Self>) {
-        self.gate.fetch_or(1, AcqRel);
+        self.gate.swap(1, AcqRel);
         self.wake_task();
     }
 }
@@ -130,8 +141,9 @@ pub(crate) struct Ready {
     /// The gate returned `Pending` when last polled: poll it again only once
     /// it woke us.
     gate_idle: bool,
-    /// Words `1..`, in order.
-    words: Vec<Arc<Word>>,
+    /// Words `1..=words`, in groups of `GROUP`.
+    groups: Vec<Arc<Words>>,
+    words: usize,
     /// Slots made so far.
     slots: usize,
     /// Summary bits taken and not yet looked at.
@@ -158,7 +170,8 @@ impl Default for Ready {
             gate_waker: Waker::from(shared.clone()),
             shared,
             gate_idle: false,
-            words: Vec::new(),
+            groups: Vec::new(),
+            words: 0,
             slots: 0,
             summary: 0,
             word: 0,
@@ -175,20 +188,23 @@ impl Ready {
         let i = self.slots;
         self.slots += 1;
         let w = i / BITS;
-        let word = if w == 0 {
+        let group = if w == 0 {
             None
         } else {
-            if self.words.len() < w {
-                self.words.push(Arc::new(Word {
-                    bits: AtomicUsize::new(0),
+            self.words = w;
+            let g = (w - 1) / GROUP;
+            if self.groups.len() == g {
+                self.groups.push(Arc::new(Words {
+                    bits: core::array::from_fn(|_| AtomicUsize::new(0)),
                 }));
             }
-            Some(self.words[w - 1].clone())
+            Some(self.groups[g].clone())
         };
         Waker::from(Arc::new(SlotWaker {
             shared: self.shared.clone(),
-            word,
-            // Both below `BITS`, which is at most 128.
+            group,
+            // All below `BITS`, which is at most 128.
+            word: (w.wrapping_sub(1) % GROUP) as u8,
             bit: (i % BITS) as u8,
             summary_bit: (w % BITS) as u8,
         }))
@@ -202,7 +218,7 @@ impl Ready {
         // Plain loads first: the read-modify-writes only when they change
         // something (the protocol holds either way, see above).
         if shared.woken.load(Acquire) == 0 {
-            shared.woken.fetch_or(1, AcqRel);
+            shared.woken.swap(1, AcqRel);
         }
         if shared.summary.load(Acquire) != 0 {
             self.summary |= shared.summary.fetch_and(0, AcqRel);
@@ -238,8 +254,12 @@ impl Ready {
         if self.gate_idle && self.shared.gate.load(Acquire) == 0 {
             return None;
         }
-        // Cleared before the poll, so a wake during or after it is seen.
-        self.shared.gate.fetch_and(0, AcqRel);
+        // Cleared before the poll, so a wake during or after it is seen;
+        // looked at first, as the read-modify-write is the costly part and
+        // mostly there is nothing to clear.
+        if self.shared.gate.load(Acquire) != 0 {
+            self.shared.gate.swap(0, AcqRel);
+        }
         let polled = poll(&mut Context::from_waker(&self.gate_waker));
         self.gate_idle = polled.is_pending();
         Some(polled)
@@ -247,7 +267,7 @@ impl Ready {
 
     /// Whether slots of the snapshots taken may be left to hand out.
     pub(crate) fn has_woken(&self) -> bool {
-        self.bits != 0 || self.summary != 0 || self.next_in_group <= self.words.len()
+        self.bits != 0 || self.summary != 0 || self.next_in_group <= self.words
     }
 
     /// The next woken slot of the snapshots taken, lowest first.
@@ -258,7 +278,7 @@ impl Ready {
                 self.bits &= self.bits - 1;
                 return Some(self.word * BITS + bit);
             }
-            let w = if self.next_in_group <= self.words.len() {
+            let w = if self.next_in_group <= self.words {
                 self.next_in_group
             } else if self.summary != 0 {
                 let w = self.summary.trailing_zeros() as usize;
@@ -272,7 +292,7 @@ impl Ready {
             let bits = if w == 0 {
                 &self.shared.first
             } else {
-                &self.words[w - 1].bits
+                &self.groups[(w - 1) / GROUP].bits[(w - 1) % GROUP]
             };
             self.bits = bits.fetch_and(0, AcqRel);
         }

@@ -68,6 +68,19 @@ pub(crate) trait Store<Fut: Future, Pm> {
     /// Per-slot wakers only: whether slots of the snapshots taken may be
     /// left to hand out.
     fn has_woken(&self) -> bool;
+    /// In order: slot `i` started the next item. A store that remembers the
+    /// order (the heap store) finds the next output to yield without a
+    /// search; the default forgets it.
+    fn started(self: Pin<&mut Self>, i: usize) {
+        let _ = i;
+    }
+    /// In order: the slot of the oldest item not yet yielded, if the store
+    /// remembers the order; `None`: search.
+    fn oldest(self: Pin<&mut Self>) -> Option<usize> {
+        None
+    }
+    /// In order: the oldest item was yielded.
+    fn pop_oldest(self: Pin<&mut Self>) {}
 }
 
 /// `N` slots in an array inside the pinned stream: no allocation at all, and
