@@ -4,74 +4,13 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use common::{yield_now, InFlight, Task};
+use common::keyed_tracker::{Entered, Tracker};
+use common::{yield_now, Task};
 use permits::{AcquireError, KeyedSemaphore, TryAcquireError};
-
-/// Work in flight per key and in total, with the maxima seen.
-#[derive(Default)]
-struct Tracker {
-    per_key: Mutex<HashMap<u32, (usize, usize)>>,
-    total: InFlight,
-}
-
-impl Tracker {
-    fn enter(&self, key: u32) {
-        let mut map = self.per_key.lock().unwrap();
-        let (now, max) = map.entry(key).or_default();
-        *now += 1;
-        *max = (*max).max(*now);
-        drop(map);
-        self.total.enter(1);
-    }
-    fn exit(&self, key: u32) {
-        self.total.exit(1);
-        self.per_key.lock().unwrap().get_mut(&key).unwrap().0 -= 1;
-    }
-    /// Asserts every key's maximum is at most its limit, and the total's at
-    /// most `global`; returns the largest per-key maximum (to show the test
-    /// did reach the limits).
-    #[track_caller]
-    fn check(&self, limit_of: impl Fn(u32) -> usize, global: usize) -> usize {
-        let map = self.per_key.lock().unwrap();
-        let mut top = 0;
-        for (&key, &(now, max)) in map.iter() {
-            assert_eq!(now, 0, "key {key} still in flight");
-            assert!(
-                max <= limit_of(key),
-                "key {key}: {max} in flight, limit {}",
-                limit_of(key)
-            );
-            top = top.max(max);
-        }
-        assert!(
-            self.total.max() <= global,
-            "{} in flight in total, limit {global}",
-            self.total.max()
-        );
-        top
-    }
-}
-
-/// Counts one unit of work in a [`Tracker`] until dropped.
-struct Entered<'a>(&'a Tracker, u32);
-
-impl<'a> Entered<'a> {
-    fn new(tracker: &'a Tracker, key: u32) -> Self {
-        tracker.enter(key);
-        Self(tracker, key)
-    }
-}
-
-impl Drop for Entered<'_> {
-    fn drop(&mut self) {
-        self.0.exit(self.1);
-    }
-}
 
 #[test]
 fn per_key_and_global_limits_with_try_acquire() {

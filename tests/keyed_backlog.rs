@@ -6,83 +6,15 @@
 
 mod common;
 
-use std::collections::HashMap;
 use std::pin::{pin, Pin};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use common::{counting_waker, yield_now, InFlight};
+use common::keyed_tracker::{Entered, Tracker};
+use common::{counting_waker, yield_now};
 use futures::{Future, Stream, StreamExt};
 use permits::{AcquireError, KeyedSemaphore};
-
-/// Work in flight per key and in total, with the maxima seen.
-#[derive(Default)]
-struct Tracker {
-    per_key: Mutex<HashMap<u32, (usize, usize)>>,
-    total: InFlight,
-    started: Mutex<Vec<u32>>,
-}
-
-impl Tracker {
-    fn enter(&self, key: u32) {
-        let mut map = self.per_key.lock().unwrap();
-        let (now, max) = map.entry(key).or_default();
-        *now += 1;
-        *max = (*max).max(*now);
-        drop(map);
-        self.total.enter(1);
-        self.started.lock().unwrap().push(key);
-    }
-    fn exit(&self, key: u32) {
-        self.total.exit(1);
-        self.per_key.lock().unwrap().get_mut(&key).unwrap().0 -= 1;
-    }
-    fn now(&self, key: u32) -> usize {
-        self.per_key.lock().unwrap().get(&key).map_or(0, |e| e.0)
-    }
-    fn started(&self) -> Vec<u32> {
-        self.started.lock().unwrap().clone()
-    }
-    /// Asserts every key's maximum is at most its limit and the total's at
-    /// most `global`; returns the largest per-key maximum.
-    #[track_caller]
-    fn check(&self, limit_of: impl Fn(u32) -> usize, global: usize) -> usize {
-        let map = self.per_key.lock().unwrap();
-        let mut top = 0;
-        for (&key, &(now, max)) in map.iter() {
-            assert_eq!(now, 0, "key {key} still in flight");
-            assert!(
-                max <= limit_of(key),
-                "key {key}: {max} in flight, limit {}",
-                limit_of(key)
-            );
-            top = top.max(max);
-        }
-        assert!(
-            self.total.max() <= global,
-            "{} in flight in total, limit {global}",
-            self.total.max()
-        );
-        top
-    }
-}
-
-/// Counts one unit of work in a [`Tracker`] until dropped.
-struct Entered<'a>(&'a Tracker, u32);
-
-impl<'a> Entered<'a> {
-    fn new(tracker: &'a Tracker, key: u32) -> Self {
-        tracker.enter(key);
-        Self(tracker, key)
-    }
-}
-
-impl Drop for Entered<'_> {
-    fn drop(&mut self) {
-        self.0.exit(self.1);
-    }
-}
 
 /// Items that finish only when the test lets them: each waits for one
 /// permit of the valve (FIFO), so `open(n)` finishes the `n` oldest waiting.
@@ -410,7 +342,7 @@ fn the_lookahead_bound_holds() {
     let valve = Valve::new();
     let (pulled, most_waiting) = (AtomicUsize::new(0), AtomicUsize::new(0));
     let items = (0..n).map(|i| key_of_item(i) % 8).inspect(|_| {
-        let waiting = pulled.fetch_add(1, SeqCst) + 1 - tracker.started.lock().unwrap().len();
+        let waiting = pulled.fetch_add(1, SeqCst) + 1 - tracker.started().len();
         assert!(
             waiting <= lookahead,
             "{waiting} items pulled and not started"

@@ -1,6 +1,8 @@
 //! Hand-polling helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod keyed_tracker;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
