@@ -366,7 +366,9 @@ impl<K, A> KeyedLimiter<K, A> {
         self.keyed.global()
     }
 
-    /// Keys with a state now (in use through the limiter).
+    /// Keys with a state now: those in use through the limiter plus the
+    /// idle ones whose learned limit is kept (at most
+    /// [`max_idle_keys`](Self::max_idle_keys) of those).
     pub fn live_keys(&self) -> usize {
         self.states.with(|states| states.map.len())
     }
