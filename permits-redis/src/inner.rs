@@ -21,9 +21,18 @@ pub(crate) struct Scripts {
 }
 
 pub(crate) static SCRIPTS: LazyLock<Scripts> = LazyLock::new(|| Scripts {
-    acquire: Script::new(include_str!("scripts/acquire.lua")),
-    release: Script::new(include_str!("scripts/release.lua")),
-    refresh: Script::new(include_str!("scripts/refresh.lua")),
+    acquire: Script::new(concat!(
+        include_str!("scripts/wake.lua"),
+        include_str!("scripts/acquire.lua")
+    )),
+    release: Script::new(concat!(
+        include_str!("scripts/wake.lua"),
+        include_str!("scripts/release.lua")
+    )),
+    refresh: Script::new(concat!(
+        include_str!("scripts/wake.lua"),
+        include_str!("scripts/refresh.lua")
+    )),
     register: Script::new(include_str!("scripts/register.lua")),
 });
 

@@ -177,7 +177,10 @@ fn a_retried_acquire_finds_its_own_lease() {
     let Some(srv) = server() else { return };
     // The acquire script run twice with one lease id, as a retry after a
     // lost reply does: one lease, one token.
-    let script = redis::Script::new(include_str!("../src/scripts/acquire.lua"));
+    let script = redis::Script::new(concat!(
+        include_str!("../src/scripts/wake.lua"),
+        include_str!("../src/scripts/acquire.lua")
+    ));
     let mut con = srv.admin();
     let run = |con: &mut redis::Connection| -> Vec<i64> {
         script

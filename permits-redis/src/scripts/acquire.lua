@@ -17,16 +17,6 @@ local id = ARGV[2]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local function ms(x) return string.format('%.0f', x) end
--- Tell the waiters that a permit is theirs now (the first `free` of the
--- queue) by publishing their ids, so only they ask again: no herd.
-local function wake(queue, channel, free)
-  if free > 0 then
-    local next = redis.call('ZRANGE', queue, 0, free - 1)
-    if #next > 0 then
-      redis.call('PUBLISH', channel, table.concat(next, ' '))
-    end
-  end
-end
 
 local stored = redis.call('HGET', KEYS[5], 'limit')
 if not stored then

@@ -5,16 +5,6 @@
 -- Returns one flag per id: 1 extended, 0 lost. A lease that is gone or has
 -- already expired (even if not yet removed) is never extended or re-added:
 -- once expired, another process may hold its place.
--- Tell the waiters that a permit is theirs now (the first `free` of the
--- queue) by publishing their ids, so only they ask again: no herd.
-local function wake(queue, channel, free)
-  if free > 0 then
-    local next = redis.call('ZRANGE', queue, 0, free - 1)
-    if #next > 0 then
-      redis.call('PUBLISH', channel, table.concat(next, ' '))
-    end
-  end
-end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local expiry = string.format('%.0f', now + tonumber(ARGV[1]))
