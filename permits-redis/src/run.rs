@@ -57,28 +57,36 @@ impl<F: Future> Future for Run<F> {
         let Some((_, lost)) = this.lease.as_mut() else {
             panic!("`Run` polled after completion");
         };
-        // A lost lease stops the work before it takes another step.
-        if let Poll::Ready(reason) = Pin::new(lost).poll(cx) {
-            this.fut.set(None);
+        let polled = poll_while_held(this.fut, lost, cx);
+        if polled.is_ready() {
+            // The work is done or dropped before the lease goes back.
             *this.lease = None;
-            return Poll::Ready(Err(Error::LeaseLost(reason)));
         }
-        let fut = this
-            .fut
-            .as_mut()
-            .as_pin_mut()
-            .expect("`Run` polled after completion");
-        match fut.poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(out) => {
-                // The work is done (its resources dropped) before the lease
-                // goes back.
-                this.fut.set(None);
-                *this.lease = None;
-                Poll::Ready(Ok(out))
-            }
-        }
+        polled
     }
+}
+
+/// Polls work that may run only while a lease is held (`lost` says when it
+/// is not): `Err(LeaseLost)` and the work dropped once the lease is lost,
+/// checked before every poll of the work, so it never takes a step without
+/// its lease. Once `Ready`, the work has been dropped.
+///
+/// # Panics
+///
+/// If polled again after `Ready`.
+pub(crate) fn poll_while_held<F: Future>(
+    mut fut: Pin<&mut Option<F>>,
+    lost: &mut Lost,
+    cx: &mut Context<'_>,
+) -> Poll<Result<F::Output, Error>> {
+    if let Poll::Ready(reason) = Pin::new(lost).poll(cx) {
+        fut.set(None);
+        return Poll::Ready(Err(Error::LeaseLost(reason)));
+    }
+    let work = fut.as_mut().as_pin_mut().expect("polled after completion");
+    let out = std::task::ready!(work.poll(cx));
+    fut.set(None);
+    Poll::Ready(Ok(out))
 }
 
 impl<F> fmt::Debug for Run<F> {

@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use futures_core::Stream;
 use pin_project_lite::pin_project;
 
+use crate::run::poll_while_held;
 use crate::{Error, Lost};
 
 /// An item's future, with the loss notice of the lease it was admitted with
@@ -89,16 +90,7 @@ impl<Fut: Future> Future for WhileHeld<Fut> {
     type Output = Result<Fut::Output, Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        if let Poll::Ready(reason) = Pin::new(this.lost).poll(cx) {
-            this.fut.set(None);
-            return Poll::Ready(Err(Error::LeaseLost(reason)));
-        }
-        let fut = this
-            .fut
-            .as_mut()
-            .as_pin_mut()
-            .expect("polled after completion");
-        fut.poll(cx).map(Ok)
+        let this = self.project();
+        poll_while_held(this.fut, this.lost, cx)
     }
 }
