@@ -121,6 +121,7 @@ impl Node {
     }
 
     /// Whether the node was ever linked into a queue.
+    #[inline]
     pub(crate) fn was_linked(&self) -> bool {
         self.state.load(Acquire) != IDLE
     }
@@ -128,6 +129,7 @@ impl Node {
     /// [`was_linked`](Self::was_linked) and
     /// [`is_released`](Self::is_released) in one load, for a poll that
     /// branches on both.
+    #[inline]
     pub(crate) fn phase(&self) -> Phase {
         match self.state.load(Acquire) {
             IDLE => Phase::Idle,
@@ -139,6 +141,7 @@ impl Node {
     /// Whether a lock holder unlinked the node for good (served it, or
     /// `close` turned it away) and is done with it: from then on its data is
     /// the owner's alone, no lock needed (invariants 1c and 6).
+    #[inline]
     pub(crate) fn is_released(&self) -> bool {
         self.state.load(Acquire) == RELEASED
     }

@@ -167,13 +167,16 @@ fn poll_enqueue(
     // always: if they serve more, the round stops and `serve` goes on.
     let mut batch = WakeOne::default();
     let (outcome, more) = sem.queue.with(|q| {
-        if sem.state.is_closed() {
+        // One load for the flags: `QUEUED` and `ASIDE` only change under
+        // this lock.
+        let word = sem.state.load();
+        if word.is_closed() {
             return (Poll::Ready(Err(AcquireError::Closed)), false);
         }
         // A request larger than the limit waits aside: it neither takes
         // permits nor holds back the queue until the limit reaches it.
         let fits = n <= q.limit;
-        if fits && !sem.state.is_queued() {
+        if fits && !word.is_queued() {
             match sem.state.try_take_locked(n) {
                 Take::Taken => return (Poll::Ready(Ok(n)), false),
                 Take::Closed => return (Poll::Ready(Err(AcquireError::Closed)), false),
@@ -186,12 +189,12 @@ fn poll_enqueue(
         // drop unlinks it (`push_back` marks it linked, which `cancel` checks).
         unsafe { q.list.push_back(node) };
         if !fits {
-            sem.state.set_flags(sem.state.is_queued(), true);
+            sem.state.set_flags(word.is_queued(), true);
             return (Poll::Pending, false);
         }
         // One read-modify-write only for the first waiter that fits; the
         // hot counter word stays quieter for the rest.
-        sem.state.set_flags(true, sem.state.is_aside());
+        sem.state.set_flags(true, word.is_aside());
         // Permits may have come back since the fast path looked: hand them
         // out now, debt and head first; this waiter may be among those served.
         let free = sem.state.take_all();
