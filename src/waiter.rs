@@ -194,10 +194,15 @@ fn poll_enqueue(
         }
         // One read-modify-write only for the first waiter that fits; the
         // hot counter word stays quieter for the rest.
-        sem.state.set_flags(true, word.is_aside());
+        if !word.is_queued() {
+            sem.state.set_flags(true, word.is_aside());
+        }
         // Permits may have come back since the fast path looked: hand them
         // out now, debt and head first; this waiter may be among those served.
         let free = sem.state.take_all();
+        if free == 0 {
+            return (Poll::Pending, false);
+        }
         let more = sem.distribute_locked(q, free, &mut batch);
         // SAFETY: the lock is held and the node waits on this semaphore.
         let served = unsafe { node.with(|d| !d.is_linked()) };
