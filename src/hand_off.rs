@@ -6,8 +6,8 @@
 //! `hand_over` and `serve`, which take it and wake the served waiters after
 //! unlocking.
 
-use crate::list::WaitList;
-use crate::wake_batch::WakeBatch;
+use crate::list::{NodeData, WaitList};
+use crate::wake_batch::{WakeBatch, WakeOne, Wakers};
 use crate::Semaphore;
 
 /// What the queue lock guards.
@@ -43,16 +43,23 @@ impl Semaphore {
     /// The locked part of a release that found waiters queued.
     #[inline(never)]
     fn hand_over(&self, n: usize) {
-        let mut batch = WakeBatch::default();
-        let more = self
-            .queue
-            .with(|q| self.distribute_locked(q, n, &mut batch));
-        self.wake_then_serve(batch, more);
+        // One permit serves one waiter at most: no batch to set up and drain.
+        if n == 1 {
+            let mut one = WakeOne::default();
+            let more = self.queue.with(|q| self.distribute_locked(q, n, &mut one));
+            self.wake_then_serve(one, more);
+        } else {
+            let mut batch = WakeBatch::default();
+            let more = self
+                .queue
+                .with(|q| self.distribute_locked(q, n, &mut batch));
+            self.wake_then_serve(batch, more);
+        }
     }
 
     /// Wakes the waiters a locked round served; if the round stopped on a
     /// full batch (`more`), serves the rest, also if a wake panics.
-    pub(crate) fn wake_then_serve(&self, mut batch: WakeBatch, more: bool) {
+    pub(crate) fn wake_then_serve(&self, mut batch: impl Wakers, more: bool) {
         let guard = more.then(|| FinishOnUnwind(self, Self::serve));
         batch.wake_all();
         if let Some(guard) = guard {
@@ -94,14 +101,18 @@ impl Semaphore {
         &self,
         q: &mut Queue,
         mut hand: usize,
-        batch: &mut WakeBatch,
+        batch: &mut impl Wakers,
     ) -> bool {
         let mut more = false;
-        // Closed: `close` is emptying the queue and fails every waiter.
-        while hand > 0 && self.state.is_queued() && !self.state.is_closed() {
-            let paid = self.state.pay_debt(hand);
-            if paid > 0 {
-                hand -= paid;
+        while hand > 0 {
+            // One load per round for every flag and the debt's sign.
+            let word = self.state.load();
+            // Closed: `close` is emptying the queue and fails every waiter.
+            if !word.is_queued() || word.is_closed() {
+                break;
+            }
+            if word.in_debt() {
+                hand -= self.state.pay_debt(hand);
                 continue;
             }
             if batch.is_full() {
@@ -109,21 +120,32 @@ impl Semaphore {
                 break;
             }
             let limit = q.limit;
-            let served = q.list.update_first(
-                |d| d.needed <= limit,
-                |head| {
-                    let give = hand.min(head.needed - head.assigned);
-                    head.assigned += give;
-                    hand -= give;
-                    let served = head.assigned == head.needed;
-                    (served, (served, head.waker.take_if(|_| served)))
-                },
-            );
+            let fill = |head: &mut NodeData| {
+                let give = hand.min(head.needed - head.assigned);
+                head.assigned += give;
+                hand -= give;
+                let served = head.assigned == head.needed;
+                (served, (served, head.waker.take_if(|_| served)))
+            };
+            // Nobody waits aside, so everyone fits: the head is the first
+            // that does, found with no search.
+            let served = if word.is_aside() {
+                q.list.update_first(|d| d.needed <= limit, fill)
+            } else {
+                q.list.update_head(fill)
+            };
             match served {
                 Some((true, waker)) => {
                     batch.push(waker);
-                    // A waiter that fits left: `limit` stands for its size.
-                    self.left_queue(q, limit);
+                    if !word.is_aside() {
+                        // What `left_queue` does with `ASIDE` clear.
+                        if q.list.is_empty() {
+                            self.state.set_flags(false, false);
+                        }
+                    } else {
+                        // A waiter that fits left: `limit` stands for its size.
+                        self.left_queue(q, limit);
+                    }
                 }
                 // Everything in hand went to the head, which waits for more.
                 Some((false, _)) => {}

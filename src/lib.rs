@@ -52,6 +52,9 @@ mod wake_batch;
 #[cfg(test)]
 mod lock_free_tests;
 
+#[cfg(test)]
+mod hand_off_tests;
+
 pub use acquire::Acquire;
 #[cfg(all(feature = "alloc", target_has_atomic = "ptr"))]
 pub use acquire::AcquireOwned;

@@ -66,6 +66,17 @@ unsafe impl Send for Node {}
 // SAFETY: as above; `&Node` alone gives no access to the data.
 unsafe impl Sync for Node {}
 
+/// Where a node is in its life (invariant 6), as [`Node::phase`] saw it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Never linked.
+    Idle,
+    /// Linked, or unlinked by its owner's cancel under the lock.
+    Linked,
+    /// Released to its owner.
+    Released,
+}
+
 /// The part of a node shared with the queue.
 #[derive(Debug)]
 pub(crate) struct NodeData {
@@ -110,13 +121,27 @@ impl Node {
     }
 
     /// Whether the node was ever linked into a queue.
+    #[inline]
     pub(crate) fn was_linked(&self) -> bool {
         self.state.load(Acquire) != IDLE
+    }
+
+    /// [`was_linked`](Self::was_linked) and
+    /// [`is_released`](Self::is_released) in one load, for a poll that
+    /// branches on both.
+    #[inline]
+    pub(crate) fn phase(&self) -> Phase {
+        match self.state.load(Acquire) {
+            IDLE => Phase::Idle,
+            RELEASED => Phase::Released,
+            _ => Phase::Linked,
+        }
     }
 
     /// Whether a lock holder unlinked the node for good (served it, or
     /// `close` turned it away) and is done with it: from then on its data is
     /// the owner's alone, no lock needed (invariants 1c and 6).
+    #[inline]
     pub(crate) fn is_released(&self) -> bool {
         self.state.load(Acquire) == RELEASED
     }
@@ -287,8 +312,32 @@ impl WaitList {
         f: impl FnOnce(&mut NodeData) -> (bool, R),
     ) -> Option<R> {
         let ptr = self.find(pick)?;
-        // SAFETY: `ptr` is linked here and `&mut self` means the lock is
-        // held; it stays alive until the `RELEASED` store (invariants 3, 6).
+        // SAFETY: `find` returned a node linked in this list.
+        Some(unsafe { self.update_at(ptr, f) })
+    }
+
+    /// [`update_first`](Self::update_first) of the head, with no search: for
+    /// callers that know the head is the node they want.
+    pub(crate) fn update_head<R>(
+        &mut self,
+        f: impl FnOnce(&mut NodeData) -> (bool, R),
+    ) -> Option<R> {
+        let head = self.head?;
+        // SAFETY: the head is linked in this list.
+        Some(unsafe { self.update_at(head, f) })
+    }
+
+    /// # Safety
+    ///
+    /// `ptr` is linked in this list.
+    unsafe fn update_at<R>(
+        &mut self,
+        ptr: NonNull<Node>,
+        f: impl FnOnce(&mut NodeData) -> (bool, R),
+    ) -> R {
+        // SAFETY: `ptr` is linked here (contract) and `&mut self` means the
+        // lock is held; it stays alive until the `RELEASED` store
+        // (invariants 3, 6).
         unsafe {
             let (unlink, out) = data_of(ptr, f);
             if unlink {
@@ -296,7 +345,7 @@ impl WaitList {
                 // The last access: from here on the owner may free the node.
                 ptr.as_ref().state.store(RELEASED, Release);
             }
-            Some(out)
+            out
         }
     }
 

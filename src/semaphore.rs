@@ -7,7 +7,7 @@ use crate::hand_off::{FinishOnUnwind, Queue};
 use crate::lock::Lock;
 use crate::state::{State, Take, MAX_PERMITS};
 use crate::sync::const_fn_unless_loom;
-use crate::wake_batch::WakeBatch;
+use crate::wake_batch::{WakeBatch, Wakers};
 use crate::{Acquire, Permit, Run, TryAcquireError};
 
 /// An async semaphore: a count of permits that tasks acquire before they

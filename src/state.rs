@@ -64,6 +64,29 @@ pub(crate) enum Take {
 #[derive(Debug)]
 pub(crate) struct State(AtomicUsize);
 
+/// A counter word as [`State::load`] saw it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Word(usize);
+
+impl Word {
+    pub(crate) fn is_closed(self) -> bool {
+        self.0 & CLOSED != 0
+    }
+
+    pub(crate) fn is_queued(self) -> bool {
+        self.0 & QUEUED != 0
+    }
+
+    pub(crate) fn is_aside(self) -> bool {
+        self.0 & ASIDE != 0
+    }
+
+    /// Whether the count is negative: a sign test, no shift.
+    pub(crate) fn in_debt(self) -> bool {
+        (self.0 as isize) < 0
+    }
+}
+
 impl State {
     const_fn_unless_loom! {
         pub(crate) fn new(permits: usize) -> Self {
@@ -94,6 +117,14 @@ impl State {
     /// Whether `ASIDE` is set. Lock held.
     pub(crate) fn is_aside(&self) -> bool {
         self.0.load(Relaxed) & ASIDE != 0
+    }
+
+    /// The whole word in one load, for a locked round that tests several of
+    /// its parts (only the count can change under it, by lock-free takes and
+    /// gives, and never from non-negative to negative: only `owe` does that,
+    /// with the lock held).
+    pub(crate) fn load(&self) -> Word {
+        Word(self.0.load(Acquire))
     }
 
     /// Takes `n` permits if they are free and nobody is queued: the fast path

@@ -8,10 +8,10 @@ use core::task::{Context, Poll, Waker};
 
 use pin_project_lite::pin_project;
 
-use crate::list::Node;
+use crate::list::{Node, Phase};
 use crate::permit::Held;
 use crate::state::{Take, MAX_PERMITS};
-use crate::wake_batch::WakeBatch;
+use crate::wake_batch::WakeOne;
 use crate::{AcquireError, Semaphore};
 
 pin_project! {
@@ -67,10 +67,10 @@ impl<S: Deref<Target = Semaphore>> Waiter<S> {
             .sem
             .as_deref()
             .expect("acquire polled after completion");
-        let outcome = if node.was_linked() {
-            poll_queued(sem, node, cx)
-        } else {
-            poll_first(sem, node, cx)
+        // One load of the node state tells all three cases apart.
+        let outcome = match node.phase() {
+            Phase::Idle => poll_first(sem, node, cx),
+            phase => poll_queued(sem, node, cx, phase == Phase::Released),
         };
         match outcome {
             Poll::Pending => Poll::Pending,
@@ -163,15 +163,20 @@ fn poll_enqueue(
 ) -> Poll<Result<usize, AcquireError>> {
     // Cloned before locking: cloning runs the waker's code, never under the lock.
     let mut waker = Some(cx.waker().clone());
-    let mut batch = WakeBatch::default();
+    // Permits that came back meanwhile serve one waiter or none, almost
+    // always: if they serve more, the round stops and `serve` goes on.
+    let mut batch = WakeOne::default();
     let (outcome, more) = sem.queue.with(|q| {
-        if sem.state.is_closed() {
+        // One load for the flags: `QUEUED` and `ASIDE` only change under
+        // this lock.
+        let word = sem.state.load();
+        if word.is_closed() {
             return (Poll::Ready(Err(AcquireError::Closed)), false);
         }
         // A request larger than the limit waits aside: it neither takes
         // permits nor holds back the queue until the limit reaches it.
         let fits = n <= q.limit;
-        if fits && !sem.state.is_queued() {
+        if fits && !word.is_queued() {
             match sem.state.try_take_locked(n) {
                 Take::Taken => return (Poll::Ready(Ok(n)), false),
                 Take::Closed => return (Poll::Ready(Err(AcquireError::Closed)), false),
@@ -184,15 +189,20 @@ fn poll_enqueue(
         // drop unlinks it (`push_back` marks it linked, which `cancel` checks).
         unsafe { q.list.push_back(node) };
         if !fits {
-            sem.state.set_flags(sem.state.is_queued(), true);
+            sem.state.set_flags(word.is_queued(), true);
             return (Poll::Pending, false);
         }
         // One read-modify-write only for the first waiter that fits; the
         // hot counter word stays quieter for the rest.
-        sem.state.set_flags(true, sem.state.is_aside());
+        if !word.is_queued() {
+            sem.state.set_flags(true, word.is_aside());
+        }
         // Permits may have come back since the fast path looked: hand them
         // out now, debt and head first; this waiter may be among those served.
         let free = sem.state.take_all();
+        if free == 0 {
+            return (Poll::Pending, false);
+        }
         let more = sem.distribute_locked(q, free, &mut batch);
         // SAFETY: the lock is held and the node waits on this semaphore.
         let served = unsafe { node.with(|d| !d.is_linked()) };
@@ -211,25 +221,24 @@ fn poll_enqueue(
         _ => None,
     };
     drop(waker);
-    batch.wake_all();
-    if more {
-        sem.serve();
-    }
+    sem.wake_then_serve(batch, more);
     match taken {
         Some(held) => Poll::Ready(Ok(held.into_permits())),
         None => outcome,
     }
 }
 
-/// A later poll of a queued waiter.
+/// A later poll of a queued waiter, which `poll_acquire` saw `released`
+/// or not.
 fn poll_queued(
     sem: &Semaphore,
     node: Pin<&Node>,
     cx: &mut Context<'_>,
+    mut released: bool,
 ) -> Poll<Result<usize, AcquireError>> {
     let mut new_waker: Option<Waker> = None;
     loop {
-        let (seen, old_waker) = if node.is_released() {
+        let (seen, old_waker) = if released {
             // The common case after a wake-up: served (or closed), no lock.
             // SAFETY: we own the node and saw it released (invariant 1c).
             unsafe {
@@ -253,6 +262,7 @@ fn poll_queued(
             Seen::Closed => return Poll::Ready(Err(AcquireError::Closed)),
             Seen::NeedsWaker => new_waker = Some(cx.waker().clone()),
         }
+        released = node.is_released();
     }
 }
 

@@ -1,4 +1,6 @@
-//! Wakers collected under the lock and woken after it is released.
+//! Wakers collected under the lock and woken after it is released: a batch
+//! for rounds that may serve many waiters, and a single slot for the common
+//! hand-over of one permit, which serves at most one.
 
 use core::mem::ManuallyDrop;
 use core::task::Waker;
@@ -33,13 +35,24 @@ impl Default for WakeBatch {
     }
 }
 
-impl WakeBatch {
-    pub(crate) fn is_full(&self) -> bool {
+/// Where a locked round puts the wakers of the waiters it served, to wake
+/// after unlocking. Dropping one wakes what is left in it (see [`WakeBatch`]).
+pub(crate) trait Wakers {
+    fn is_full(&self) -> bool;
+
+    /// Adds a waker. The caller checks [`is_full`](Self::is_full) first.
+    fn push(&mut self, waker: Option<Waker>);
+
+    /// Wakes every collected waker. Must be called without the lock held.
+    fn wake_all(&mut self);
+}
+
+impl Wakers for WakeBatch {
+    fn is_full(&self) -> bool {
         self.len == CAPACITY
     }
 
-    /// Adds a waker. The caller checks [`is_full`](Self::is_full) first.
-    pub(crate) fn push(&mut self, waker: Option<Waker>) {
+    fn push(&mut self, waker: Option<Waker>) {
         debug_assert!(!self.is_full());
         if waker.is_some() {
             self.wakers[self.len] = waker;
@@ -47,8 +60,7 @@ impl WakeBatch {
         }
     }
 
-    /// Wakes every collected waker. Must be called without the lock held.
-    pub(crate) fn wake_all(&mut self) {
+    fn wake_all(&mut self) {
         while self.len > 0 {
             self.len -= 1;
             if let Some(waker) = self.wakers[self.len].take() {
@@ -59,6 +71,36 @@ impl WakeBatch {
 }
 
 impl Drop for WakeBatch {
+    fn drop(&mut self) {
+        self.wake_all();
+    }
+}
+
+/// Room for one waker: a round that serves a second waiter stops on it as on
+/// a full [`WakeBatch`] (and `serve` goes on with a batch). For the usual
+/// contended release of one permit and the enqueue's hand-out, which serve
+/// one waiter or none, it spares setting up and draining a batch.
+#[derive(Debug, Default)]
+pub(crate) struct WakeOne(Option<Waker>);
+
+impl Wakers for WakeOne {
+    fn is_full(&self) -> bool {
+        self.0.is_some()
+    }
+
+    fn push(&mut self, waker: Option<Waker>) {
+        debug_assert!(!self.is_full());
+        self.0 = waker;
+    }
+
+    fn wake_all(&mut self) {
+        if let Some(waker) = self.0.take() {
+            waker.wake();
+        }
+    }
+}
+
+impl Drop for WakeOne {
     fn drop(&mut self) {
         self.wake_all();
     }
