@@ -45,16 +45,17 @@ impl Semaphore {
     fn hand_over(&self, n: usize) {
         // One permit serves one waiter at most: no batch to set up and drain.
         if n == 1 {
-            let mut one = WakeOne::default();
-            let more = self.queue.with(|q| self.distribute_locked(q, n, &mut one));
-            self.wake_then_serve(one, more);
+            self.hand_over_into(n, WakeOne::default());
         } else {
-            let mut batch = WakeBatch::default();
-            let more = self
-                .queue
-                .with(|q| self.distribute_locked(q, n, &mut batch));
-            self.wake_then_serve(batch, more);
+            self.hand_over_into(n, WakeBatch::default());
         }
+    }
+
+    fn hand_over_into(&self, n: usize, mut wakers: impl Wakers) {
+        let more = self
+            .queue
+            .with(|q| self.distribute_locked(q, n, &mut wakers));
+        self.wake_then_serve(wakers, more);
     }
 
     /// Wakes the waiters a locked round served; if the round stopped on a
@@ -137,15 +138,8 @@ impl Semaphore {
             match served {
                 Some((true, waker)) => {
                     batch.push(waker);
-                    if !word.is_aside() {
-                        // What `left_queue` does with `ASIDE` clear.
-                        if q.list.is_empty() {
-                            self.state.set_flags(false, false);
-                        }
-                    } else {
-                        // A waiter that fits left: `limit` stands for its size.
-                        self.left_queue(q, limit);
-                    }
+                    // A waiter that fits left: `limit` stands for its size.
+                    self.left_queue(q, limit);
                 }
                 // Everything in hand went to the head, which waits for more.
                 Some((false, _)) => {}

@@ -198,25 +198,42 @@ fn an_item_is_pulled_only_with_its_permit() {
     assert_eq!(live.max.get(), 3);
 }
 
+/// Drains `s` (outputs `0..10 * LONG`, checked in order if `ordered`) and
+/// returns the allocations made after its first 1,000 outputs (the warm-up:
+/// every slot has been made by then).
+#[cfg(feature = "alloc")]
+async fn allocs_after_warm_up<S>(mut s: Pin<&mut S>, ordered: bool) -> usize
+where
+    S: Stream<Item = Result<usize, AcquireError>> + ?Sized,
+{
+    let mut n = 0;
+    let mut before = 0;
+    while let Some(r) = s.next().await {
+        let out = r.unwrap();
+        if ordered {
+            assert_eq!(out, n);
+        }
+        n += 1;
+        if n == 1_000 {
+            before = allocs();
+        }
+    }
+    assert_eq!(n, 10 * LONG);
+    allocs() - before
+}
+
 #[cfg(feature = "alloc")]
 #[test]
 fn steady_state_allocates_nothing_per_item() {
     let sem = Semaphore::new(16);
     let live = Live::default();
     block_on(async {
-        let mut s = pin!(sem.run_all(0..10 * LONG, |i| work(&live, i, 3)));
-        // Warm up: every slot has been made.
-        for _ in 0..1_000 {
-            s.next().await.unwrap().unwrap();
-        }
-        let before = allocs();
-        let mut n = 0;
-        while let Some(r) = s.next().await {
-            r.unwrap();
-            n += 1;
-        }
-        assert_eq!(n, 10 * LONG - 1_000);
-        assert_eq!(allocs() - before, 0, "allocations after warm-up");
+        let s = pin!(sem.run_all(0..10 * LONG, |i| work(&live, i, 3)));
+        assert_eq!(
+            allocs_after_warm_up(s, false).await,
+            0,
+            "allocations after warm-up"
+        );
     });
     assert_eq!(live.max.get(), 16);
 }
@@ -229,20 +246,14 @@ fn in_order_steady_state_allocates_nothing_per_item() {
     let sem = Semaphore::new(16);
     let live = Live::default();
     block_on(async {
-        let mut s = pin!(sem
+        let s = pin!(sem
             .run_all(0..10 * LONG, |i| work(&live, i, 1 + i % 5))
             .in_order());
-        for expect in 0..1_000 {
-            assert_eq!(s.next().await.unwrap().unwrap(), expect);
-        }
-        let before = allocs();
-        let mut expect = 1_000;
-        while let Some(r) = s.next().await {
-            assert_eq!(r.unwrap(), expect);
-            expect += 1;
-        }
-        assert_eq!(expect, 10 * LONG);
-        assert_eq!(allocs() - before, 0, "allocations after warm-up");
+        assert_eq!(
+            allocs_after_warm_up(s, true).await,
+            0,
+            "allocations after warm-up"
+        );
     });
 }
 

@@ -228,6 +228,36 @@ impl<'a> SemaphoreGate<'a> {
             }
         }
     }
+
+    /// The part of [`poll_admit`](Gate::poll_admit) that takes the queue:
+    /// out of line, so that its common cases (a permit free, or
+    /// waiting for one of ours) stay small enough to inline.
+    #[inline(never)]
+    #[allow(clippy::type_complexity)]
+    fn poll_queued<T, B: Stream<Item = T> + ?Sized>(
+        self: Pin<&mut Self>,
+        backlog: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(T, Permit<'a>), AcquireError>>> {
+        let mut this = self.project();
+        let sem = *this.sem;
+        let permit = match this.next.as_mut().poll_acquire(cx) {
+            Poll::Pending => {
+                *this.queued = true;
+                return Poll::Pending;
+            }
+            Poll::Ready(result) => {
+                *this.queued = false;
+                // Resolved: a fresh acquire for the next item.
+                this.next.set(Waiter::new(sem, 1));
+                match result {
+                    Ok((sem, n)) => Permit::new(sem, n),
+                    Err(e) => return Poll::Ready(Some(Err(e))),
+                }
+            }
+        };
+        admit(backlog, cx, permit, this.out)
+    }
 }
 
 impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
@@ -282,38 +312,6 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         this.next.set(Waiter::new(*this.sem, 1));
         *this.waiting_for_own = false;
         *this.queued = false;
-    }
-}
-
-impl<'a> SemaphoreGate<'a> {
-    /// The part of [`poll_admit`](Gate::poll_admit) that takes the queue:
-    /// out of line, so that the common cases above (a permit free, or
-    /// waiting for one of ours) stay small enough to inline.
-    #[inline(never)]
-    #[allow(clippy::type_complexity)]
-    fn poll_queued<T, B: Stream<Item = T> + ?Sized>(
-        self: Pin<&mut Self>,
-        backlog: Pin<&mut B>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<(T, Permit<'a>), AcquireError>>> {
-        let mut this = self.project();
-        let sem = *this.sem;
-        let permit = match this.next.as_mut().poll_acquire(cx) {
-            Poll::Pending => {
-                *this.queued = true;
-                return Poll::Pending;
-            }
-            Poll::Ready(result) => {
-                *this.queued = false;
-                // Resolved: a fresh acquire for the next item.
-                this.next.set(Waiter::new(sem, 1));
-                match result {
-                    Ok((sem, n)) => Permit::new(sem, n),
-                    Err(e) => return Poll::Ready(Some(Err(e))),
-                }
-            }
-        };
-        admit(backlog, cx, permit, this.out)
     }
 }
 

@@ -251,13 +251,14 @@ impl Ready {
         &mut self,
         poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
     ) -> Option<Poll<R>> {
-        if self.gate_idle && self.shared.gate.load(Acquire) == 0 {
+        let woken = self.shared.gate.load(Acquire) != 0;
+        if self.gate_idle && !woken {
             return None;
         }
         // Cleared before the poll, so a wake during or after it is seen;
-        // looked at first, as the read-modify-write is the costly part and
+        // only if set, as the read-modify-write is the costly part and
         // mostly there is nothing to clear.
-        if self.shared.gate.load(Acquire) != 0 {
+        if woken {
             self.shared.gate.swap(0, AcqRel);
         }
         let polled = poll(&mut Context::from_waker(&self.gate_waker));
