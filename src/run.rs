@@ -36,14 +36,38 @@ pin_project! {
     }
 }
 
-/// Ends the stage when dropped: on a panic in `fut`, gives the permits back
-/// during the unwind. Forgotten when `fut` is merely pending.
-struct DoneOnDrop<'a, S: Deref<Target = Semaphore>>(Pin<&'a mut Stage<S>>);
-
-impl<S: Deref<Target = Semaphore>> Drop for DoneOnDrop<'_, S> {
-    fn drop(&mut self) {
-        self.0.set(Stage::Done);
+/// Polls `fut`, whose permits `stage` holds: once `fut` finishes, or panics
+/// (during the unwind), `stage` becomes `done`, which gives them back; while
+/// `fut` is pending, `stage` keeps them. Shared by [`Run`] and the keyed run.
+pub(crate) fn poll_holding<T, F: Future>(
+    stage: Pin<&mut T>,
+    done: T,
+    fut: Pin<&mut F>,
+    cx: &mut Context<'_>,
+) -> Poll<F::Output> {
+    /// Sets the stage to `done` when dropped, unless `done` was taken.
+    struct Finish<'a, T> {
+        stage: Pin<&'a mut T>,
+        done: Option<T>,
     }
+
+    impl<T> Drop for Finish<'_, T> {
+        fn drop(&mut self) {
+            if let Some(done) = self.done.take() {
+                self.stage.set(done);
+            }
+        }
+    }
+
+    let mut finish = Finish {
+        stage,
+        done: Some(done),
+    };
+    let polled = fut.poll(cx);
+    if polled.is_pending() {
+        finish.done = None; // still running: keep the permits
+    }
+    polled
 }
 
 impl<S: Deref<Target = Semaphore>, F> Runner<S, F> {
@@ -80,17 +104,7 @@ impl<S: Deref<Target = Semaphore>, F: Future> Runner<S, F> {
             StageProj::Running { .. } => {}
             StageProj::Done => panic!("run future polled after completion"),
         }
-        let guard = DoneOnDrop(this.stage);
-        match this.fut.poll(cx) {
-            Poll::Ready(output) => {
-                drop(guard); // gives the permits back
-                Poll::Ready(Ok(output))
-            }
-            Poll::Pending => {
-                core::mem::forget(guard); // still running: keep them
-                Poll::Pending
-            }
-        }
+        poll_holding(this.stage, Stage::Done, this.fut, cx).map(Ok)
     }
 }
 

@@ -14,46 +14,16 @@
 //! acquire, then the work, per item), in one process and in four.
 
 use std::future::Future;
-use std::net::TcpListener;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+
+// The same private redis-server the tests start (std only).
+#[path = "../tests/common/redis_server.rs"]
+mod redis_server;
 
 use futures::StreamExt;
 use permits_redis::GlobalSemaphore;
 
 const LIMIT: u64 = 8;
-
-struct Redis(std::process::Child, u16);
-impl Drop for Redis {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn redis() -> Redis {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = Command::new("redis-server")
-        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-        .args(["--save", "", "--appendonly", "no"])
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("redis-server");
-    for _ in 0..500 {
-        if redis::Client::open(format!("redis://127.0.0.1:{port}/"))
-            .and_then(|c| c.get_connection())
-            .is_ok()
-        {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    Redis(child, port)
-}
 
 async fn work(sleep: bool) {
     if sleep {
@@ -99,8 +69,8 @@ fn median(mut v: Vec<f64>) -> f64 {
 fn main() {
     let quick = std::env::var("PERMITS_BENCH_QUICK").is_ok();
     let (items, rounds) = if quick { (300, 1) } else { (3000, 5) };
-    let srv = redis();
-    let url = format!("redis://127.0.0.1:{}/", srv.1);
+    let srv = redis_server::Server::start_on_free_port();
+    let url = srv.url();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

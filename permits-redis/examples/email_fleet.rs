@@ -15,11 +15,15 @@
 //! script calls (round trips to Redis) it made.
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+
+// The same private redis-server the tests start (std only).
+#[path = "../tests/common/redis_server.rs"]
+mod redis_server;
 
 use futures::StreamExt;
 use permits_redis::GlobalSemaphore;
@@ -45,25 +49,10 @@ fn main() {
 
     let mut own_redis = None;
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("redis-server not found: install it or set REDIS_URL");
-        own_redis = Some(child);
-        for _ in 0..500 {
-            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                break;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        format!("redis://127.0.0.1:{port}/")
+        let server = redis_server::Server::start_on_free_port();
+        let url = server.url();
+        own_redis = Some(server);
+        url
     });
     // A fresh name per run, so an old run's limit does not get in the way.
     let (peak, sessions, sink) = start_sink();
@@ -107,10 +96,7 @@ fn main() {
         calls[2] as f64 / items,
         calls.iter().sum::<u64>() as f64 / items
     );
-    if let Some(mut r) = own_redis {
-        let _ = r.kill();
-        let _ = r.wait();
-    }
+    drop(own_redis);
     assert_eq!(
         sessions as u64,
         per_worker * WORKERS as u64,

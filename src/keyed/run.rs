@@ -37,16 +37,6 @@ pin_project! {
     }
 }
 
-/// Ends the stage when dropped: on a panic in `fut`, gives the permits back
-/// during the unwind. Forgotten when `fut` is merely pending.
-struct DoneOnDrop<'s, 'a, K: Ord>(Pin<&'s mut Stage<'a, K>>);
-
-impl<K: Ord> Drop for DoneOnDrop<'_, '_, K> {
-    fn drop(&mut self) {
-        self.0.set(Stage::Done);
-    }
-}
-
 impl<'a, K: Ord, F: Future> KeyedRun<'a, K, F> {
     pub(crate) fn new(acquire: KeyedAcquire<'a, K>, fut: F) -> Self {
         Self {
@@ -72,17 +62,7 @@ impl<K: Ord, F: Future> Future for KeyedRun<'_, K, F> {
             StageProj::Running { .. } => {}
             StageProj::Done => panic!("keyed run future polled after completion"),
         }
-        let guard = DoneOnDrop(this.stage);
-        match this.fut.poll(cx) {
-            Poll::Ready(output) => {
-                drop(guard); // gives the permits back
-                Poll::Ready(Ok(output))
-            }
-            Poll::Pending => {
-                core::mem::forget(guard); // still running: keep them
-                Poll::Pending
-            }
-        }
+        crate::run::poll_holding(this.stage, Stage::Done, this.fut, cx).map(Ok)
     }
 }
 
