@@ -62,7 +62,7 @@ pub use acquire::AcquireOwned;
 pub use backlog::RunAll;
 #[cfg(feature = "alloc")]
 pub use backlog::RunWith;
-pub use backlog::{Gate, IterStream, Progress, RunAllFixed, SemaphoreGate};
+pub use backlog::{Gate, IterStream, Progress, RunAllFixed, RunWithFixed, SemaphoreGate};
 pub use error::{AcquireError, TryAcquireError};
 #[cfg(feature = "alloc")]
 pub use keyed::{

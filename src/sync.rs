@@ -98,6 +98,8 @@ mod cs_atomic {
             self.update(|old| old & v)
         }
 
+        // Used by the per-slot wakers, which need `alloc`.
+        #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
         pub(crate) fn swap(&self, v: usize, _: Ordering) -> usize {
             self.update(|_| v)
         }

@@ -86,7 +86,13 @@ fn backlog_types() {
     sync::<Items>();
     debug::<Items>();
     unpin::<Items>();
+    // The allocation-free stream over any gate: as the fixed one.
+    type GatedFixed = RunWithFixed<SemaphoreGate<'static>, Items, Work, std::future::Ready<u32>, 4>;
+    send::<GatedFixed>();
+    sync::<GatedFixed>();
+    debug::<GatedFixed>();
     const {
+        assert!(!Probe::<GatedFixed>::UNPIN);
         assert!(Probe::<Items>::SEND && Probe::<Items>::UNPIN);
         // The streams own their queue node (the next item's acquire), so
         // they are !Unpin even over Unpin parts: poll them pinned.

@@ -13,7 +13,10 @@ use std::task::{Context, Poll};
 
 use futures::executor::block_on;
 use futures::stream::{self, Stream, StreamExt};
-use permits::{AcquireError, Progress, Semaphore};
+use std::time::Duration;
+
+use permits::adaptive::{Aimd, Limiter, Outcome};
+use permits::{AcquireError, Progress, RunWithFixed, Semaphore, SemaphoreGate};
 
 /// Items in the long runs: Miri interprets some 1000x slower, so fewer there.
 const LONG: usize = if cfg!(miri) { 200 } else { 10_000 };
@@ -816,6 +819,65 @@ fn fixed_variant_in_order_stop_and_close() {
     }
     assert_eq!(live.now.get(), 0);
     assert_eq!(sem.available_permits(), 3);
+}
+
+#[test]
+fn run_with_fixed_over_any_gate_never_allocates_and_gives_every_permit_back() {
+    // The same backlog through `RunWithFixed` with a semaphore's gate and
+    // with an adaptive limiter's (which times nothing itself: each item
+    // reports the duration of its own clock).
+    static SEM: Semaphore = Semaphore::new(8);
+    static LIMITER: Limiter<Aimd> = Limiter::new(Aimd::new().initial_limit(2).max_limit(6));
+    let live = Live::default();
+    block_on(async {
+        let before = allocs();
+        let s = RunWithFixed::<_, _, _, _, 4>::new(
+            SemaphoreGate::new(&SEM),
+            stream::iter(0..LONG),
+            |i| work(&live, i, 1 + i % 3),
+        );
+        let sum = s.fold(0, |sum, r| async move { sum + r.unwrap() }).await;
+        assert_eq!(sum, (0..LONG).sum::<usize>());
+
+        let adaptive = LIMITER.run_all_fixed::<8, _, _, _, _, _>(
+            0..LONG,
+            |i| {
+                let w = work(&live, i, 1 + i % 3);
+                async move { (w.await, Duration::from_millis(5)) }
+            },
+            |_: &(usize, Duration)| (Outcome::Success, Duration::from_millis(5)),
+        );
+        let sum = adaptive
+            .fold(0, |sum, r| async move { sum + r.unwrap().0 })
+            .await;
+        assert_eq!(sum, (0..LONG).sum::<usize>());
+        assert_eq!(allocs() - before, 0);
+    });
+    // The gate's limit caps each: 4 slots under 8 permits, then the
+    // limiter's max of 6 under 8 slots (it grew there from 2).
+    assert_eq!(live.max.get(), 6);
+    assert!(LIMITER.decisions() > 0);
+    assert_eq!(LIMITER.limit(), 6);
+    assert_eq!(SEM.available_permits(), 8);
+    assert_eq!(LIMITER.semaphore().available_permits(), 6);
+}
+
+#[test]
+fn run_with_fixed_dropped_mid_flight_gives_every_permit_back() {
+    let sem = Semaphore::new(5);
+    let live = Live::default();
+    {
+        let mut s = pin!(RunWithFixed::<_, _, _, _, 3>::new(
+            SemaphoreGate::new(&sem),
+            stream::iter(0..10),
+            |i| work(&live, i, 1_000),
+        ));
+        assert!(poll_once(s.as_mut()).is_pending());
+        assert_eq!(live.now.get(), 3);
+        assert_eq!(sem.available_permits(), 2);
+    }
+    assert_eq!(live.now.get(), 0);
+    assert_eq!(sem.available_permits(), 5);
 }
 
 // ---------------------------------------------------------------------------

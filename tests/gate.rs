@@ -305,3 +305,76 @@ fn the_gate_is_told_the_room_before_each_admission() {
     assert_eq!(*rooms.borrow(), [3, 2, 1, 2, 1]);
     drop(senders);
 }
+
+/// At most `cap` items out, and while full it returns `Pending` without
+/// keeping any waker: it counts on the stream polling it again after each
+/// `settle` (the gate contract).
+struct OwnRoomOnly {
+    cap: usize,
+    out: usize,
+    pending_polls: usize,
+}
+
+impl<T, O> Gate<T, O> for OwnRoomOnly {
+    type Permit = ();
+    type Error = std::convert::Infallible;
+
+    fn poll_admit<B: Stream<Item = T> + ?Sized>(
+        mut self: Pin<&mut Self>,
+        backlog: Pin<&mut B>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<(T, ()), Self::Error>>> {
+        if self.out == self.cap {
+            self.pending_polls += 1;
+            return Poll::Pending;
+        }
+        let polled = backlog.poll_next(cx);
+        if let Poll::Ready(Some(_)) = polled {
+            self.out += 1;
+        }
+        polled.map(|i| i.map(|i| Ok((i, ()))))
+    }
+
+    fn settle(mut self: Pin<&mut Self>, _permit: (), _output: &O) {
+        self.out -= 1;
+    }
+}
+
+#[test]
+fn a_gate_waiting_for_its_own_items_is_polled_again_after_each_settle() {
+    // Items that wait for their channel, 2 at a time by the gate (the
+    // stream has room for 8). Each release wakes only the item's own
+    // waker; the gate never wakes anyone, yet every item runs, and the
+    // gate is asked again once after each finish that found it full.
+    let (senders, receivers): (Vec<_>, Vec<_>) = (0..6)
+        .map(|_| futures::channel::oneshot::channel::<()>())
+        .unzip();
+    let started = Rc::new(Cell::new(0));
+    let gate = OwnRoomOnly {
+        cap: 2,
+        out: 0,
+        pending_polls: 0,
+    };
+    let mut s = pin!(RunWith::new(gate, stream::iter(receivers), |rx| {
+        started.set(started.get() + 1);
+        async move { rx.await.is_ok() }
+    })
+    .limit(8));
+    let waker = futures::task::noop_waker();
+    let mut cx = Context::from_waker(&waker);
+    assert!(s.as_mut().poll_next(&mut cx).is_pending());
+    assert_eq!(started.get(), 2);
+    let mut outputs = 0;
+    for (k, tx) in senders.into_iter().enumerate() {
+        tx.send(()).unwrap();
+        // The finished item is yielded; the poll after it admits the next.
+        assert_eq!(s.as_mut().poll_next(&mut cx), Poll::Ready(Some(Ok(true))));
+        outputs += 1;
+        let _ = s.as_mut().poll_next(&mut cx);
+        assert_eq!(started.get(), (k + 3).min(6), "after {} finished", k + 1);
+    }
+    assert_eq!(outputs, 6);
+    assert_eq!(s.as_mut().poll_next(&mut cx), Poll::Ready(None));
+    // Full after the first fill and after each of the first four refills.
+    assert_eq!(s.gate().pending_polls, 5);
+}

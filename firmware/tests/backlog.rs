@@ -3,7 +3,9 @@
 //! under the hand-written executor (`block_on`, a lost wake-up panics).
 //! Checked on target: every item's result arrives once, the most in flight
 //! equals the limit, `progress()` adds up after every item, and every permit
-//! is back at the end.
+//! is back at the end. Then an adaptive backlog through a `static Limiter`
+//! (`run_all_fixed` over its gate): it grows while the backlog drains and
+//! never exceeds its max.
 #![no_std]
 #![no_main]
 
@@ -11,13 +13,18 @@ use core::cell::Cell;
 use core::future::poll_fn;
 use core::pin::{pin, Pin};
 
+use core::time::Duration;
+
 use futures_core::Stream;
+use permits::adaptive::{Aimd, Limiter, Outcome};
 use permits::{IterStream, RunAllFixed, Semaphore};
 use permits_firmware::{banner, block_on, println, yield_times, Checks, Idle};
 
 const LIMIT: usize = 4;
 const ITEMS: u32 = 50;
 static SEM: Semaphore = Semaphore::new(LIMIT);
+/// Starts at 2, may grow to 6: under `N` = 8 slots, the limiter bounds it.
+static ADAPTIVE: Limiter<Aimd> = Limiter::new(Aimd::new().initial_limit(2).max_limit(6));
 
 /// Items inside `work` now, the most at once, and how many have started.
 #[derive(Default)]
@@ -145,6 +152,51 @@ async fn drop_midway(checks: &mut Checks) {
     checks.ok("dropped after 5 of 50: all permits back");
 }
 
+/// An adaptive backlog without an allocator: `ADAPTIVE.run_all_fixed`,
+/// each item timed by its own clock (here: 5 ms per turn it took).
+async fn adaptive_backlog(checks: &mut Checks) {
+    let g = Gauge::default();
+    let timed = |n: u32| {
+        let g = &g;
+        async move {
+            let out = work(g, n).await;
+            (out, Duration::from_millis(u64::from(5 * (n % 3 + 1))))
+        }
+    };
+    let mut s = pin!(
+        ADAPTIVE.run_all_fixed::<8, _, _, _, _, _>(0..ITEMS, timed, |(_, took)| {
+            (Outcome::Success, *took)
+        })
+    );
+    let mut sum = 0u32;
+    while let Some(out) = next(s.as_mut()).await {
+        let (out, _) = out.expect("the limiter's semaphore is never closed");
+        sum += out;
+        assert!(
+            g.now.get() <= ADAPTIVE.limit(),
+            "in flight within the limit"
+        );
+    }
+    assert_eq!(sum, (0..ITEMS).map(|n| 3 * n + 1).sum::<u32>());
+    checks.ok("Limiter::run_all_fixed: all 50 results arrived");
+    assert!(ADAPTIVE.decisions() > 0);
+    assert!(
+        g.max.get() > 2,
+        "the limit grew from 2 while the backlog drained"
+    );
+    assert!(g.max.get() <= 6, "never above the limiter's max");
+    println!(
+        "Limiter::run_all_fixed: limit {} after {} decisions, max in flight {}",
+        ADAPTIVE.limit(),
+        ADAPTIVE.decisions(),
+        g.max.get()
+    );
+    checks.ok("Limiter::run_all_fixed: the limit grew, never above its max");
+    let sem = ADAPTIVE.semaphore();
+    assert_eq!((sem.available_permits(), sem.waiters()), (sem.limit(), 0));
+    checks.ok("Limiter::run_all_fixed: all permits back, no waiters");
+}
+
 #[cortex_m_rt::entry]
 fn main() -> ! {
     banner("backlog");
@@ -163,5 +215,6 @@ fn main() -> ! {
     block_on(completion_order(&mut checks), Idle::Panic);
     block_on(in_order_sharing(&mut checks), Idle::Panic);
     block_on(drop_midway(&mut checks), Idle::Panic);
+    block_on(adaptive_backlog(&mut checks), Idle::Panic);
     checks.finish()
 }

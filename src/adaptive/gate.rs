@@ -2,6 +2,7 @@
 //! [`Limiter::run_all`] records each item's outcome.
 
 use core::fmt;
+use core::future::IntoFuture;
 use core::pin::Pin;
 use core::task::{Context, Poll};
 
@@ -9,7 +10,7 @@ use futures_core::stream::Stream;
 use pin_project_lite::pin_project;
 
 use super::{Algorithm, Feedback, Limiter, Permit};
-use crate::{AcquireError, Gate, SemaphoreGate};
+use crate::{AcquireError, Gate, IterStream, RunWithFixed, SemaphoreGate};
 
 pin_project! {
     /// The [`Gate`] of [`Limiter::run_all`] and [`Limiter::run_stream`]: one
@@ -275,3 +276,89 @@ mod streams {
 
 #[cfg(feature = "alloc")]
 pub use streams::RunAll;
+
+/// The stream of [`Limiter::run_all_fixed`] and
+/// [`Limiter::run_stream_fixed`]: up to `N` items in flight in the stream
+/// itself, no allocation.
+pub type RunAllFixed<'a, A, St, F, Fut, C, const N: usize> =
+    RunWithFixed<LimiterGate<'a, A, C>, St, F, Fut, N>;
+
+impl<A: Algorithm> Limiter<A> {
+    /// [`run_all`](Self::run_all) without an allocator: at most `N` items in
+    /// flight, in `N` slots inside the stream, each wake-up polling all of
+    /// them (as [`Semaphore::run_all_fixed`](crate::Semaphore::run_all_fixed)).
+    /// A `static` limiter and this run an adaptive backlog in `no_std`
+    /// firmware; time each item with your own clock, as in `run_all`'s
+    /// second example. The limit adapts up to `N` at most in flight.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use core::time::Duration;
+    /// use futures::StreamExt;
+    /// use permits::adaptive::{Aimd, Limiter, Outcome};
+    ///
+    /// static LIMITER: Limiter<Aimd> = Limiter::new(Aimd::new().initial_limit(2).max_limit(8));
+    ///
+    /// async fn send(id: u32) -> (Result<(), u16>, Duration) {
+    ///     (Ok(()), Duration::from_millis(u64::from(id % 5)))
+    /// }
+    ///
+    /// # futures::executor::block_on(async {
+    /// let sends = LIMITER.run_all_fixed::<8, _, _, _, _, _>(0..200, send, |(reply, took)| {
+    ///     (if reply.is_ok() { Outcome::Success } else { Outcome::Overload }, *took)
+    /// });
+    /// assert_eq!(sends.count().await, 200);
+    /// assert!(LIMITER.decisions() > 0);
+    /// # });
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`run_all`](Self::run_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`run_all`](Self::run_all).
+    pub fn run_all_fixed<const N: usize, I, F, Fut, C, R>(
+        &self,
+        items: I,
+        f: F,
+        classify: C,
+    ) -> RunAllFixed<'_, A, IterStream<I::IntoIter>, F, Fut, C, N>
+    where
+        I: IntoIterator,
+        F: FnMut(I::Item) -> Fut,
+        Fut: IntoFuture,
+        C: FnMut(&Fut::Output) -> R,
+        R: Feedback,
+    {
+        self.run_stream_fixed(IterStream::new(items), f, classify)
+    }
+
+    /// [`run_stream`](Self::run_stream) without an allocator: at most `N`
+    /// items in flight, in `N` slots inside the stream.
+    ///
+    /// # Errors
+    ///
+    /// As [`run_all`](Self::run_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`run_all`](Self::run_all).
+    pub fn run_stream_fixed<const N: usize, St, F, Fut, C, R>(
+        &self,
+        items: St,
+        f: F,
+        classify: C,
+    ) -> RunAllFixed<'_, A, St, F, Fut, C, N>
+    where
+        St: Stream,
+        F: FnMut(St::Item) -> Fut,
+        Fut: IntoFuture,
+        C: FnMut(&Fut::Output) -> R,
+        R: Feedback,
+    {
+        RunWithFixed::new(self.gate(classify), items, f)
+    }
+}

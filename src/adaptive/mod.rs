@@ -37,9 +37,9 @@ mod sample;
 
 pub use aimd::Aimd;
 pub use algorithm::{Algorithm, Decision, Reason};
-pub use gate::LimiterGate;
 #[cfg(feature = "alloc")]
 pub use gate::RunAll;
+pub use gate::{LimiterGate, RunAllFixed};
 pub use limiter::{Acquire, Limiter, Permit};
 pub use run::{Feedback, Run};
 pub use sample::{Outcome, Sample};

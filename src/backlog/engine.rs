@@ -133,8 +133,6 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
         self.ctl.stop_if = Some(stop);
     }
 
-    // Used by the `alloc` streams only.
-    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn gate(&self) -> &G {
         &self.gate
     }
@@ -145,7 +143,6 @@ impl<G, St, F, Fut: IntoFuture, S, E> Engine<G, St, F, Fut, S, E> {
         &mut self.gate
     }
 
-    #[cfg_attr(not(feature = "alloc"), allow(dead_code))]
     pub(crate) fn gate_mut(self: Pin<&mut Self>) -> Pin<&mut G> {
         self.project().gate
     }
@@ -355,6 +352,7 @@ where
     /// permit settled. In completion order the output is returned to go
     /// straight out and the slot is free again; in order it waits in the
     /// slot for its turn.
+    #[inline]
     fn finish(&mut self, i: usize, out: Output<Fut>) -> Option<Output<Fut>> {
         // Drops the finished future, then settles its permit.
         let SlotOwn::Running { permit, seq, .. } =
@@ -365,6 +363,9 @@ where
         // Counted out first: if `settle` panics (a gate's user code), a
         // stream polled again after the caught panic does not wait for it.
         self.ctl.running -= 1;
+        // The gate is polled again next time whatever `settle` does (even
+        // if it panics): room it waits for may have come back.
+        self.slots.as_mut().settled();
         self.gate.as_mut().settle(permit, &out);
         self.check_stop(&out);
         if self.ctl.ordered {

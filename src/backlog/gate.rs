@@ -2,7 +2,7 @@
 //! [`SemaphoreGate`], the gate of [`Semaphore::run_all`] and friends.
 
 use core::pin::Pin;
-use core::task::{Context, Poll, Waker};
+use core::task::{Context, Poll};
 
 use futures_core::stream::Stream;
 use pin_project_lite::pin_project;
@@ -40,7 +40,7 @@ use crate::{AcquireError, Permit, Semaphore, TryAcquireError};
 ///
 /// A gate that lets everything through and counts the outputs that were
 /// errors (a real one would hold back items, as [`SemaphoreGate`] does).
-/// `RunWith` needs `alloc`:
+/// `RunWith` needs `alloc` ([`RunWithFixed`](super::RunWithFixed) does not):
 ///
 #[cfg_attr(feature = "alloc", doc = "```")]
 #[cfg_attr(not(feature = "alloc"), doc = "```ignore")]
@@ -101,12 +101,15 @@ pub trait Gate<T, O> {
     /// stream ends after the work in flight and does not call this again.
     /// `Ready(Some(Err(e)))`: the stream starts nothing more, yields `Err(e)`
     /// after the work in flight and does not call this again. `Pending`: the
-    /// gate (or the backlog) will wake `cx`'s waker when to call again.
+    /// gate (or the backlog) will wake `cx`'s waker when to call again, or
+    /// the gate waits for one of its own items to be [settled](Self::settle).
     ///
     /// The stream calls this only while it has room for one more item and
     /// runs the item it is given at once. After a `Pending` it calls again
-    /// only once `cx`'s waker was woken (by the gate or by the backlog), as
-    /// any poll contract goes; that waker belongs to the stream, not to the
+    /// once `cx`'s waker was woken (by the gate or by the backlog), as any
+    /// poll contract goes, and also after every [`settle`](Self::settle),
+    /// woken or not: a gate that waits for room its own items give back
+    /// need not wake anyone. That waker belongs to the stream, not to the
     /// task, so it stays valid if the stream moves to another task.
     // The shape of `Stream::poll_next` with a permit beside the item, on
     // purpose: an alias would hide it.
@@ -133,7 +136,9 @@ pub trait Gate<T, O> {
     }
 
     /// The item that was given `permit` finished with `output` (before the
-    /// output is yielded). The default drops the permit.
+    /// output is yielded). Called inside the stream's poll, which then calls
+    /// [`poll_admit`](Self::poll_admit) when it has room, without waiting for
+    /// a wake. The default drops the permit.
     fn settle(self: Pin<&mut Self>, permit: Self::Permit, output: &O) {
         let _ = output;
         drop(permit);
@@ -177,9 +182,12 @@ pin_project! {
     /// # Wrapping it
     ///
     /// A gate built on this one must hand every permit it was given back
-    /// through [`Gate::settle`] when the item finishes: that is how it knows
-    /// one of its own is free. A permit dropped some other way still counts
-    /// as out, and the gate may wait for it until another item finishes.
+    /// through [`Gate::settle`], from its own `settle` of the item that
+    /// finished: that is how it knows one of its own is free, and the stream
+    /// polls the gate again after every `settle`, which is what ends its
+    /// wait (it registers no waker for it). A permit dropped some other way
+    /// still counts as out, and the gate may wait for it until another item
+    /// finishes.
     #[derive(Debug)]
     pub struct SemaphoreGate<'a> {
         sem: &'a Semaphore,
@@ -191,10 +199,6 @@ pin_project! {
         out: usize,
         // `next` is in the semaphore's queue (it returned `Pending`).
         queued: bool,
-        // Waiting for an item to finish instead of queueing: woken by
-        // `settle`. The waker is kept for the next time.
-        waiting_for_own: bool,
-        own_waker: Option<Waker>,
     }
 }
 
@@ -206,8 +210,6 @@ impl<'a> SemaphoreGate<'a> {
             next: Waiter::new(sem, 1),
             out: 0,
             queued: false,
-            waiting_for_own: false,
-            own_waker: None,
         }
     }
 
@@ -219,14 +221,10 @@ impl<'a> SemaphoreGate<'a> {
     /// One of this gate's permits was given back (dropped just before):
     /// what [`settle`](Gate::settle) does after dropping it, for a gate that
     /// wraps this one and gives the permit back its own way.
+    ///
+    /// No wake: the stream polls the gate again after every `settle`.
     pub(crate) fn returned(self: Pin<&mut Self>) {
-        let this = self.project();
-        *this.out -= 1;
-        if core::mem::take(this.waiting_for_own) {
-            if let Some(w) = this.own_waker {
-                w.wake_by_ref();
-            }
-        }
+        *self.project().out -= 1;
     }
 
     /// The part of [`poll_admit`](Gate::poll_admit) that takes the queue:
@@ -272,22 +270,13 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
     ) -> Poll<Option<Result<(T, Permit<'a>), AcquireError>>> {
         let this = self.as_mut().project();
         let sem = *this.sem;
-        *this.waiting_for_own = false;
         if !*this.queued {
             match sem.try_acquire() {
                 Ok(permit) => return admit(backlog, cx, permit, this.out),
                 Err(TryAcquireError::NoPermits) if *this.out > 0 && !sem.state.is_queued() => {
-                    // Ours will come back: wait off the queue, for `settle`
-                    // (which runs in the stream's own poll, so it cannot
-                    // slip in between this check and the flag).
-                    if !this
-                        .own_waker
-                        .as_ref()
-                        .is_some_and(|w| w.will_wake(cx.waker()))
-                    {
-                        *this.own_waker = Some(cx.waker().clone());
-                    }
-                    *this.waiting_for_own = true;
+                    // Ours will come back: wait off the queue, for `settle`,
+                    // after which the stream polls us again (no waker to
+                    // register, nothing to wake).
                     return Poll::Pending;
                 }
                 Err(TryAcquireError::Closed) => {
@@ -310,7 +299,6 @@ impl<'a, T, O> Gate<T, O> for SemaphoreGate<'a> {
         // Leave the queue if we were in it; a permit handed over goes back.
         let mut this = self.project();
         this.next.set(Waiter::new(*this.sem, 1));
-        *this.waiting_for_own = false;
         *this.queued = false;
     }
 }

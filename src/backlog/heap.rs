@@ -70,8 +70,25 @@ impl<Fut: Future, Pm> Default for HeapStore<Fut, Pm> {
 
 impl<Fut: Future, Pm> HeapStore<Fut, Pm> {
     /// Slot `i`'s entry, pinned.
+    #[inline]
     fn entry(&mut self, i: usize) -> Pin<&mut Entry<Fut, Pm>> {
         super::pin_array::index(self.chunks[i / CHUNK].as_mut(), i % CHUNK)
+    }
+
+    /// A new chunk, its slots linked into the free list lowest first. Out of
+    /// line: it happens once per `CHUNK` slots, so `take_free` stays small.
+    #[cold]
+    #[inline(never)]
+    fn grow(&mut self) {
+        let first = self.chunks.len() * CHUNK;
+        let ready = &mut self.ready;
+        let chunk = core::array::from_fn(|k| Entry {
+            slot: Slot::Empty,
+            waker: ready.add_slot(),
+            next_free: if k + 1 < CHUNK { first + k + 1 } else { NONE },
+        });
+        self.chunks.push(Box::pin(chunk));
+        self.free = first;
     }
 }
 
@@ -82,19 +99,11 @@ impl<Fut: Future, Pm> Store<Fut, Pm> for HeapStore<Fut, Pm> {
         self.chunks.len() * CHUNK
     }
 
+    #[inline]
     fn take_free(self: Pin<&mut Self>) -> usize {
         let this = self.get_mut();
         if this.free == NONE {
-            // A new chunk, its slots linked into the free list lowest first.
-            let first = this.chunks.len() * CHUNK;
-            let ready = &mut this.ready;
-            let chunk = core::array::from_fn(|k| Entry {
-                slot: Slot::Empty,
-                waker: ready.add_slot(),
-                next_free: if k + 1 < CHUNK { first + k + 1 } else { NONE },
-            });
-            this.chunks.push(Box::pin(chunk));
-            this.free = first;
+            this.grow();
         }
         let i = this.free;
         this.free = *this.entry(i).project().next_free;
@@ -124,12 +133,17 @@ impl<Fut: Future, Pm> Store<Fut, Pm> for HeapStore<Fut, Pm> {
         }
     }
 
+    #[inline]
     fn poll_gate<R>(
         self: Pin<&mut Self>,
         _cx: &mut Context<'_>,
         poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
     ) -> Option<Poll<R>> {
         self.get_mut().ready.poll_gate(poll)
+    }
+
+    fn settled(self: Pin<&mut Self>) {
+        self.get_mut().ready.gate_settled();
     }
 
     fn wake_up(self: Pin<&mut Self>) {

@@ -2,7 +2,8 @@
 //! run an async function on every item of a source, each while holding a
 //! permit, and yield the results as a [`Stream`]. [`RunWith`] is the same
 //! stream over any [`Gate`] (how an item gets its permit): the engine the
-//! per-key, adaptive and fleet-wide limits build on.
+//! per-key, adaptive and fleet-wide limits build on. [`RunWithFixed`] is
+//! `RunWith` without an allocator, as [`RunAllFixed`] is `run_all`'s.
 //!
 //! # How it works
 //!
@@ -18,7 +19,10 @@
 //! 3. while a slot is free: asks the gate for the next item and its permit
 //!    (the semaphore gate acquires a permit, *then* pulls one item), calls the
 //!    function and polls the new future once. A future that is done on its
-//!    first poll is handed straight out (completion order only).
+//!    first poll is handed straight out (completion order only). The gate is
+//!    asked again after every settle, so a gate whose room comes back only
+//!    from its own items (the semaphore gate while nobody else queues) waits
+//!    for them without a waker: nothing to register, nothing to wake.
 //!
 //! So an item is pulled only with its permit in hand, there are never more
 //! futures than slots, and the slots are reused.
@@ -40,7 +44,8 @@
 //! is one more cache miss. In order, the slots of the items in flight are
 //! remembered oldest first, so finding the next output to yield is O(1).
 //!
-//! Without an allocator ([`RunAllFixed`]) there are no per-slot wakers: a
+//! Without an allocator ([`RunAllFixed`], [`RunWithFixed`]) there are no
+//! per-slot wakers: a
 //! waker pointing into the stream would dangle once a timer kept it past the
 //! stream's drop. Every wake-up polls each running future once (a sweep),
 //! which costs up to `N` polls per wake-up: fine for the few dozen items in
@@ -68,6 +73,7 @@ mod run_all;
 mod run_all_fixed;
 #[cfg(feature = "alloc")]
 mod run_with;
+mod run_with_fixed;
 mod slot;
 
 use core::future::IntoFuture;
@@ -89,6 +95,8 @@ pub(crate) use run_all_fixed::FixedEngine;
 pub use run_all_fixed::RunAllFixed;
 #[cfg(feature = "alloc")]
 pub use run_with::RunWith;
+pub(crate) use run_with_fixed::FixedGateEngine;
+pub use run_with_fixed::RunWithFixed;
 
 use crate::Semaphore;
 
@@ -211,6 +219,14 @@ impl Semaphore {
     ///     .await;
     /// assert_eq!(sum, 5050);
     /// # });
+    /// ```
+    ///
+    /// `N` must be at least 1 (no slot could never start anything); `N = 0`
+    /// does not compile:
+    ///
+    /// ```compile_fail
+    /// let sem = permits::Semaphore::new(1);
+    /// let _ = sem.run_all_fixed::<0, _, _, _>(0..3u32, |n| async move { n });
     /// ```
     ///
     /// # Cancel safety

@@ -1,6 +1,6 @@
 //! Pinned access to one element of a pinned array, and to the engine inside a
-//! pinned [`RunAllFixed`]: the only `unsafe` of the backlog streams, used by
-//! the allocation-free `RunAllFixed` to keep its in-flight futures in a fixed
+//! pinned [`RunAllFixed`] or [`RunWithFixed`]: the only `unsafe` of the
+//! backlog streams, used by the allocation-free streams to keep its in-flight futures in a fixed
 //! array of slots inside the pinned stream, and by the heap store, whose
 //! slots are boxed in arrays of a few. pin-project-lite, which writes
 //! every other projection in this crate, takes no const generics and no
@@ -27,7 +27,9 @@
 use core::future::IntoFuture;
 use core::pin::Pin;
 
-use super::{FixedEngine, RunAllFixed};
+use futures_core::stream::Stream;
+
+use super::{FixedEngine, FixedGateEngine, Gate, RunAllFixed, RunWithFixed};
 
 /// The element `i` of a pinned array, pinned.
 ///
@@ -49,5 +51,20 @@ pub(crate) fn fixed_engine<'s, 'a, St, F, Fut: IntoFuture, const N: usize>(
 ) -> Pin<&'s mut FixedEngine<'a, St, F, Fut, N>> {
     // SAFETY: `inner` is structurally pinned: `RunAllFixed` has no `Drop` and
     // no manual `Unpin` impl, and this, its only projection, never moves it.
+    unsafe { stream.map_unchecked_mut(|s| &mut s.inner) }
+}
+
+/// The engine inside a pinned [`RunWithFixed`], pinned (as above).
+pub(crate) fn fixed_gate_engine<G, St, F, Fut, const N: usize>(
+    stream: Pin<&mut RunWithFixed<G, St, F, Fut, N>>,
+) -> Pin<&mut FixedGateEngine<G, St, F, Fut, N>>
+where
+    St: Stream,
+    Fut: IntoFuture,
+    G: Gate<St::Item, Fut::Output>,
+{
+    // SAFETY: `inner` is structurally pinned: `RunWithFixed` has no `Drop`
+    // and no manual `Unpin` impl, and this, its only projection, never
+    // moves it.
     unsafe { stream.map_unchecked_mut(|s| &mut s.inner) }
 }

@@ -245,8 +245,14 @@ impl Ready {
             || (want_gate && shared.gate.load(Acquire) != 0)
     }
 
+    /// A permit was settled: poll the gate next time, woken or not.
+    pub(crate) fn gate_settled(&mut self) {
+        self.gate_idle = false;
+    }
+
     /// Polls the gate with the gate's waker, unless it returned `Pending`
     /// last time and has not woken since (`None`).
+    #[inline]
     pub(crate) fn poll_gate<R>(
         &mut self,
         poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,

@@ -59,6 +59,8 @@ pub(crate) type FixedEngine<'a, St, F, Fut, const N: usize> = Engine<
 
 impl<'a, St, F, Fut: IntoFuture, const N: usize> RunAllFixed<'a, St, F, Fut, N> {
     pub(super) fn new(sem: &'a Semaphore, items: St, f: F) -> Self {
+        // At least one slot, or the stream could never start anything.
+        const { assert!(N > 0, "run_all_fixed: N must be at least 1") };
         let slots = core::array::from_fn(|_| Slot::Empty);
         Self {
             inner: Engine::new(SemaphoreGate::new(sem), items, f, slots, N),

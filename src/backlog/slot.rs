@@ -56,6 +56,9 @@ pub(crate) trait Store<Fut: Future, Pm> {
         cx: &mut Context<'_>,
         poll: impl FnOnce(&mut Context<'_>) -> Poll<R>,
     ) -> Option<Poll<R>>;
+    /// A permit was settled: the gate is polled again next time, woken or
+    /// not (the gate's contract). Sweeping stores poll it every time anyway.
+    fn settled(self: Pin<&mut Self>) {}
     /// Per-slot wakers only: the stream is being polled; takes the slots
     /// woken so far.
     fn wake_up(self: Pin<&mut Self>);
