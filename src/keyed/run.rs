@@ -62,7 +62,7 @@ impl<K: Ord, F: Future> Future for KeyedRun<'_, K, F> {
             StageProj::Running { .. } => {}
             StageProj::Done => panic!("keyed run future polled after completion"),
         }
-        crate::run::poll_holding(this.stage, Stage::Done, this.fut, cx).map(Ok)
+        crate::run::poll_holding(this.stage, || Stage::Done, this.fut, cx).map(Ok)
     }
 }
 
