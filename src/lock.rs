@@ -54,6 +54,7 @@ impl<T> Lock<T> {
     }
 
     /// Runs `f` with exclusive access to the value.
+    #[inline]
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
         #[cfg(test)]
         LOCKS_TAKEN.with(|n| n.set(n.get() + 1));
