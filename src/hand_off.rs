@@ -98,6 +98,7 @@ impl Semaphore {
     /// Returns `true` if it stopped because `batch` is full: no permit stays
     /// in hand across a wake (which may panic), so the rest waits in the
     /// counter, flagged `QUEUED`, for [`serve`](Self::serve) to hand on.
+    #[inline]
     pub(crate) fn distribute_locked(
         &self,
         q: &mut Queue,
