@@ -57,6 +57,9 @@ fn a_cancelled_partly_served_head_passes_its_permits_on_and_wakes_the_next() {
     assert_eq!(sem.available_permits(), 3);
 }
 
+/// tokio#4618: a waiter served and woken, then dropped before it polls again
+/// (a client that disconnects), must pass its permits on, or the next waiter
+/// sleeps forever.
 #[test]
 fn a_woken_but_not_repolled_acquire_gives_its_permits_back_when_dropped() {
     let sem = Semaphore::new(2);
