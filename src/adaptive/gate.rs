@@ -289,7 +289,7 @@ impl<A: Algorithm> Limiter<A> {
     /// them (as [`Semaphore::run_all_fixed`](crate::Semaphore::run_all_fixed)).
     /// A `static` limiter and this run an adaptive backlog in `no_std`
     /// firmware; time each item with your own clock, as in `run_all`'s
-    /// second example. The limit adapts up to `N` at most in flight.
+    /// second example. The limit adapts, but never above `N` in flight.
     ///
     /// # Examples
     ///

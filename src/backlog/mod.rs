@@ -45,8 +45,7 @@
 //! remembered oldest first, so finding the next output to yield is O(1).
 //!
 //! Without an allocator ([`RunAllFixed`], [`RunWithFixed`]) there are no
-//! per-slot wakers: a
-//! waker pointing into the stream would dangle once a timer kept it past the
+//! per-slot wakers: a waker pointing into the stream would dangle once a timer kept it past the
 //! stream's drop. Every wake-up polls each running future once (a sweep),
 //! which costs up to `N` polls per wake-up: fine for the few dozen items in
 //! flight firmware allows, and the reason to use `RunAll` for large limits.
@@ -221,8 +220,8 @@ impl Semaphore {
     /// # });
     /// ```
     ///
-    /// `N` must be at least 1 (no slot could never start anything); `N = 0`
-    /// does not compile:
+    /// `N` must be at least 1 (with no slot the stream could never start
+    /// anything); `N = 0` does not compile:
     ///
     /// ```compile_fail
     /// let sem = permits::Semaphore::new(1);

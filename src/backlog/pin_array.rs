@@ -1,7 +1,8 @@
 //! Pinned access to one element of a pinned array, and to the engine inside a
 //! pinned [`RunAllFixed`] or [`RunWithFixed`]: the only `unsafe` of the
-//! backlog streams, used by the allocation-free streams to keep its in-flight futures in a fixed
-//! array of slots inside the pinned stream, and by the heap store, whose
+//! backlog streams, used by the allocation-free streams to keep their
+//! in-flight futures in a fixed array of slots inside the pinned stream,
+//! and by the heap store, whose
 //! slots are boxed in arrays of a few. pin-project-lite, which writes
 //! every other projection in this crate, takes no const generics and no
 //! arrays.
